@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { isUserError } from '../util/errors.js';
+import type { Command } from './command.js';
+
+/**
+ * Subcommands are loaded lazily, so `nanogpt prepare` never loads the native libtorch addon and `--help` is
+ * instant. Register a new command with one line here.
+ */
+const commands: Record<string, () => Promise<Command>> = {
+};
+
+function version(): string {
+  const pkgPath = fileURLToPath(new URL('../../../package.json', import.meta.url));
+  return (JSON.parse(readFileSync(pkgPath, 'utf8')) as { version: string }).version;
+}
+
+async function usage(): Promise<string> {
+  const lines = ['nanogpt — GPT-2 training for TypeScript and Node.js, on libtorch', '', 'Usage: nanogpt <command> [options]', '', 'Commands:'];
+  for (const [name, load] of Object.entries(commands)) {
+    const cmd = await load();
+    lines.push(`  ${name.padEnd(10)} ${cmd.summary}`);
+  }
+  lines.push('', 'Run `nanogpt <command> --help` for options and examples.', 'Options: --help, --version');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write((await usage()) + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`nanogpt-ts ${version()}\n`);
+    return 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`error: unknown command '${name}'\n  fix: one of ${Object.keys(commands).join(', ')}; see nanogpt --help\n`);
+    return 2;
+  }
+  const cmd = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const end = rest.indexOf('--');
+    const helpAt = Math.max(rest.indexOf('--help'), rest.indexOf('-h'));
+    if (end < 0 || helpAt < end) {
+      process.stdout.write(cmd.help.trimEnd() + '\n');
+      return 0;
+    }
+  }
+  return cmd.run(rest);
+}
+
+/** Entry point used by bin/nanogpt: maps UserError to exit 2 without a stack, anything else to exit 1. */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (err) {
+    if (isUserError(err)) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`internal error (a bug in nanogpt-ts; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
