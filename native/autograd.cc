@@ -1,0 +1,158 @@
+// Autograd, grad mode, autocast, threads and RNG state.
+#include "common.h"
+#include <ATen/autocast_mode.h>
+#include <ATen/Parallel.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/version.h>
+
+namespace nts {
+
+static Napi::Value Backward(const Napi::CallbackInfo& info) {
+  at::Tensor& t = Tens(info, 0);
+  auto grad = OptTens(info, 1);
+  bool retain = !Missing(info, 2) && Bool(info, 2);
+  t.backward(grad.value_or(at::Tensor()), retain);
+  return info.Env().Undefined();
+}
+
+// backwardAsync(loss, grad?) runs the backward pass on a libuv worker thread, so a long backward of a big model
+// does not freeze the event loop (progress output, signals, an HTTP endpoint sharing the process).
+class BackwardWorker : public Napi::AsyncWorker {
+ public:
+  BackwardWorker(Napi::Env env, at::Tensor loss, at::Tensor grad)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), loss_(std::move(loss)), grad_(std::move(grad)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      loss_.backward(grad_);
+    } catch (const c10::Error& e) {
+      SetError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+    loss_ = at::Tensor();
+    grad_ = at::Tensor();
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  at::Tensor loss_, grad_;
+};
+
+static Napi::Value BackwardAsync(const Napi::CallbackInfo& info) {
+  auto grad = OptTens(info, 1);
+  auto* w = new BackwardWorker(info.Env(), Tens(info, 0), grad.value_or(at::Tensor()));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+static Napi::Value Grad(const Napi::CallbackInfo& info) { return Wrap(info.Env(), Tens(info, 0).grad()); }
+static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  auto g = OptTens(info, 1);
+  Tens(info, 0).mutable_grad() = g.value_or(at::Tensor());
+  return info.Env().Undefined();
+}
+static Napi::Value RequiresGrad(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), Tens(info, 0).requires_grad()); }
+static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) { Tens(info, 0).requires_grad_(Bool(info, 1)); return info[0]; }
+static Napi::Value IsLeaf(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), Tens(info, 0).is_leaf()); }
+static Napi::Value RetainGrad(const Napi::CallbackInfo& info) { Tens(info, 0).retain_grad(); return info[0]; }
+
+static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(Bool(info, 0));
+  return Napi::Boolean::New(info.Env(), prev);
+}
+static Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
+
+// autocastEnter(dtype) → [previously enabled, previous dtype code]. CPU autocast runs matmul-like ops in the
+// low-precision dtype and keeps precision-sensitive ones (softmax, losses, layer norm) in float32.
+static Napi::Value AutocastEnter(const Napi::CallbackInfo& info) {
+  at::ScalarType dtype = Dtype(info, 0);
+  bool enable = Missing(info, 1) ? true : Bool(info, 1);
+  Napi::Array prev = Napi::Array::New(info.Env(), 2);
+  prev.Set(0u, Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()));
+  prev.Set(1u, Napi::Number::New(info.Env(), static_cast<int>(at::autocast::get_autocast_cpu_dtype())));
+  at::autocast::set_cpu_enabled(enable);
+  at::autocast::set_autocast_cpu_dtype(dtype);
+  at::autocast::increment_nesting();
+  return prev;
+}
+// autocastExit(prevEnabled, prevDtype): restores the outer state; the cast-weight cache is dropped when the
+// outermost region ends, as torch.autocast does.
+static Napi::Value AutocastExit(const Napi::CallbackInfo& info) {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(Bool(info, 0));
+  at::autocast::set_autocast_cpu_dtype(Dtype(info, 1));
+  return info.Env().Undefined();
+}
+static Napi::Value IsAutocast(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()); }
+
+static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  int64_t n = Int(info, 0);
+  if (n < 1) throw Napi::RangeError::New(info.Env(), "thread count must be >= 1");
+  at::set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+static Napi::Value SetNumInteropThreads(const Napi::CallbackInfo& info) {
+  int64_t n = Int(info, 0);
+  if (n < 1) throw Napi::RangeError::New(info.Env(), "thread count must be >= 1");
+  at::set_num_interop_threads(static_cast<int>(n));  // throws if parallel work already started
+  return info.Env().Undefined();
+}
+static Napi::Value GetNumInteropThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_interop_threads()); }
+static Napi::Value ParallelInfo(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), at::get_parallel_info()); }
+static Napi::Value Version(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("torch", Napi::String::New(info.Env(), std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH)));
+  o.Set("cuda", Napi::Boolean::New(info.Env(), at::hasCUDA()));
+  o.Set("mkldnn", Napi::Boolean::New(info.Env(), at::hasMKLDNN()));
+  return o;
+}
+
+static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  at::manual_seed(static_cast<uint64_t>(Int(info, 0)));
+  return info.Env().Undefined();
+}
+// The CPU generator's full state (Mersenne Twister + normal cache) as bytes, for bit-exact resume.
+static Napi::Value GetRngState(const Napi::CallbackInfo& info) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Tensor s;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s = gen.get_state();
+  }
+  Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::Copy(info.Env(), s.data_ptr<uint8_t>(), s.numel());
+  return b;
+}
+static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "RNG state must be a Uint8Array");
+  auto ta = info[0].As<Napi::TypedArray>();
+  auto* p = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  at::Tensor s = at::from_blob(p, {static_cast<int64_t>(ta.ByteLength())}, at::kByte).clone();
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(s);  // validates the size and throws a c10::Error on a wrong one
+  return info.Env().Undefined();
+}
+
+void InitAutograd(Napi::Env env, Napi::Object e) {
+  NTS_EXPORT(e, "backward", Backward); NTS_EXPORT(e, "backwardAsync", BackwardAsync);
+  NTS_EXPORT(e, "grad", Grad); NTS_EXPORT(e, "setGrad", SetGrad);
+  NTS_EXPORT(e, "requiresGrad", RequiresGrad); NTS_EXPORT(e, "setRequiresGrad", SetRequiresGrad);
+  NTS_EXPORT(e, "isLeaf", IsLeaf); NTS_EXPORT(e, "retainGrad", RetainGrad);
+  NTS_EXPORT(e, "setGradEnabled", SetGradEnabled); NTS_EXPORT(e, "isGradEnabled", IsGradEnabled);
+  NTS_EXPORT(e, "autocastEnter", AutocastEnter); NTS_EXPORT(e, "autocastExit", AutocastExit);
+  NTS_EXPORT(e, "isAutocast", IsAutocast);
+  NTS_EXPORT(e, "setNumThreads", SetNumThreads); NTS_EXPORT(e, "getNumThreads", GetNumThreads);
+  NTS_EXPORT(e, "setNumInteropThreads", SetNumInteropThreads); NTS_EXPORT(e, "getNumInteropThreads", GetNumInteropThreads);
+  NTS_EXPORT(e, "parallelInfo", ParallelInfo); NTS_EXPORT(e, "version", Version);
+  NTS_EXPORT(e, "manualSeed", ManualSeed); NTS_EXPORT(e, "getRngState", GetRngState); NTS_EXPORT(e, "setRngState", SetRngState);
+}
+
+}  // namespace nts

@@ -1,0 +1,279 @@
+// c10d collectives: a TCPStore for rendezvous and a Gloo process group, driven from JavaScript. Every call that can
+// block (rendezvous, collectives, teardown) runs on a libuv worker thread and resolves a Promise, so waiting for a
+// slow peer never freezes the event loop. Ordering of collectives across ranks is the TypeScript layer's job.
+#include "common.h"
+
+// The c10d headers only declare the Gloo backend when the build enabled it; our libtorch always has it.
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+namespace nts {
+
+namespace {
+
+struct Group {
+  static constexpr uint64_t kMagic = 0x6e74732d676c6f6fULL;  // "nts-gloo"
+  uint64_t magic = kMagic;
+  int rank = 0;
+  int size = 1;
+  std::chrono::milliseconds timeout{60000};
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+};
+
+Group* GroupArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsExternal()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " is not a process group");
+  auto* g = info[i].As<Napi::External<Group>>().Data();
+  if (g == nullptr || g->magic != Group::kMagic) throw Napi::TypeError::New(info.Env(), "argument is not a process group");
+  return g;
+}
+
+Group* LiveGroup(const Napi::CallbackInfo& info, size_t i) {
+  Group* g = GroupArg(info, i);
+  if (!g->pg || !g->store) throw Napi::Error::New(info.Env(), "process group used after destroy()");
+  return g;
+}
+
+// Runs `work` on a worker thread; `done` turns its result into a JS value on the main thread. Exceptions from
+// `work` (c10::Error from Gloo or the store included) reject the promise with their message.
+class Job : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<void()>;
+  using Done = std::function<Napi::Value(Napi::Env)>;
+  Job(Napi::Env env, Work work, Done done)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const c10::Error& e) {
+      SetError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown native error in a collective");
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(done_ ? done_(env) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Done done_;
+};
+
+Napi::Value Start(Napi::Env env, Job::Work work, Job::Done done = nullptr) {
+  auto* job = new Job(env, std::move(work), std::move(done));
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+void FinalizeGroup(Napi::Env, Group* g) {
+  // Normally destroy() has already released everything. If the handle is simply forgotten, drop the references
+  // here; Gloo's destructor only joins its (idle) worker threads.
+  g->magic = 0;
+  delete g;
+}
+
+// pgCreate({rank, worldSize, masterAddr, masterPort, timeoutMs, hostname?}) → Promise<group>
+Napi::Value PgCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "pgCreate expects an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* k) -> double {
+    Napi::Value v = o.Get(k);
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("pgCreate: ") + k + " must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  };
+  int rank = static_cast<int>(num("rank"));
+  int size = static_cast<int>(num("worldSize"));
+  int port = static_cast<int>(num("masterPort"));
+  auto timeout = std::chrono::milliseconds(static_cast<int64_t>(num("timeoutMs")));
+  if (!o.Get("masterAddr").IsString()) throw Napi::TypeError::New(env, "pgCreate: masterAddr must be a string");
+  std::string addr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
+  std::string hostname = o.Get("hostname").IsString() ? o.Get("hostname").As<Napi::String>().Utf8Value() : "";
+  if (size < 1 || rank < 0 || rank >= size) throw Napi::RangeError::New(env, "pgCreate: need 0 <= rank < worldSize");
+  if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "pgCreate: masterPort must be in 1..65535");
+
+  auto* g = new Group();
+  g->rank = rank;
+  g->size = size;
+  g->timeout = timeout;
+  Napi::External<Group> handle = Napi::External<Group>::New(env, g, FinalizeGroup);
+  auto ref = std::make_shared<Napi::Reference<Napi::External<Group>>>(Napi::Persistent(handle));
+  return Start(
+      env,
+      [g, rank, size, port, timeout, addr, hostname]() {
+        c10d::TCPStoreOptions so;
+        so.port = static_cast<std::uint16_t>(port);
+        so.isServer = rank == 0;
+        so.numWorkers = static_cast<std::size_t>(size);
+        so.waitWorkers = true;
+        so.timeout = timeout;
+        auto store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+        auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+        opts->devices.push_back(hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
+                                                 : c10d::ProcessGroupGloo::createDeviceForHostname(hostname));
+        opts->threads = 2;
+        auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, opts);
+        g->store = store;
+        g->pg = pg;
+      },
+      [ref](Napi::Env) -> Napi::Value { return ref->Value(); });
+}
+
+std::chrono::milliseconds TimeoutOf(const Group* g) { return g->timeout; }
+
+// pgAllreduce(group, tensor, op: 'sum'|'max'|'min') → Promise<void>; in place.
+Napi::Value PgAllreduce(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  at::Tensor t = Tens(info, 1);
+  std::string op = Missing(info, 2) ? "sum" : Str(info, 2);
+  c10d::AllreduceOptions ao;
+  if (op == "sum") ao.reduceOp = c10d::ReduceOp::SUM;
+  else if (op == "max") ao.reduceOp = c10d::ReduceOp::MAX;
+  else if (op == "min") ao.reduceOp = c10d::ReduceOp::MIN;
+  else throw Napi::Error::New(info.Env(), "unknown reduce op '" + op + "' (use sum, max or min)");
+  ao.timeout = TimeoutOf(g);
+  auto pg = g->pg;
+  return Start(info.Env(), [pg, t, ao]() {
+    std::vector<at::Tensor> ts{t};
+    pg->allreduce(ts, ao)->wait();
+  });
+}
+
+Napi::Value PgBroadcast(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  at::Tensor t = Tens(info, 1);
+  int64_t root = Int(info, 2);
+  if (root < 0 || root >= g->size) throw Napi::RangeError::New(info.Env(), "broadcast root out of range");
+  c10d::BroadcastOptions bo;
+  bo.rootRank = root;
+  bo.timeout = TimeoutOf(g);
+  auto pg = g->pg;
+  return Start(info.Env(), [pg, t, bo]() {
+    std::vector<at::Tensor> ts{t};
+    pg->broadcast(ts, bo)->wait();
+  });
+}
+
+Napi::Value PgBarrier(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  c10d::BarrierOptions bo;
+  bo.timeout = TimeoutOf(g);
+  auto pg = g->pg;
+  return Start(info.Env(), [pg, bo]() { pg->barrier(bo)->wait(); });
+}
+
+// pgAllgather(group, tensor) → Promise<tensor[]> (one per rank).
+Napi::Value PgAllgather(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  at::Tensor t = Tens(info, 1);
+  auto outs = std::make_shared<std::vector<std::vector<at::Tensor>>>(1);
+  for (int r = 0; r < g->size; r++) (*outs)[0].push_back(at::empty_like(t));
+  c10d::AllgatherOptions ao;
+  ao.timeout = TimeoutOf(g);
+  auto pg = g->pg;
+  return Start(
+      info.Env(),
+      [pg, t, outs, ao]() {
+        std::vector<at::Tensor> in{t};
+        pg->allgather(*outs, in, ao)->wait();
+      },
+      [outs](Napi::Env env) -> Napi::Value { return WrapList(env, (*outs)[0]); });
+}
+
+Napi::Value PgDestroy(const Napi::CallbackInfo& info) {
+  Group* g = GroupArg(info, 0);
+  auto pg = std::move(g->pg);
+  auto store = std::move(g->store);
+  g->pg.reset();
+  g->store.reset();
+  return Start(info.Env(), [pg = std::move(pg), store = std::move(store)]() mutable {
+    pg.reset();
+    store.reset();
+  });
+}
+
+std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+Napi::Value StoreSet(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  auto store = g->store;
+  std::string k = Str(info, 1), v = Str(info, 2);
+  return Start(info.Env(), [store, k, v]() { store->set(k, Bytes(v)); });
+}
+
+// storeGet waits up to the store's timeout for the key; rejects if it never appears.
+Napi::Value StoreGet(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  auto store = g->store;
+  std::string k = Str(info, 1);
+  auto out = std::make_shared<std::string>();
+  return Start(
+      info.Env(), [store, k, out]() {
+        auto v = store->get(k);
+        out->assign(v.begin(), v.end());
+      },
+      [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });
+}
+
+Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  auto store = g->store;
+  std::vector<std::string> keys;
+  if (!info[1].IsArray()) throw Napi::TypeError::New(info.Env(), "storeCheck expects an array of keys");
+  Napi::Array a = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) keys.push_back(a.Get(i).ToString().Utf8Value());
+  auto out = std::make_shared<bool>(false);
+  return Start(
+      info.Env(), [store, keys, out]() { *out = store->check(keys); },
+      [out](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, *out); });
+}
+
+Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
+  Group* g = LiveGroup(info, 0);
+  auto store = g->store;
+  std::string k = Str(info, 1);
+  int64_t by = Int(info, 2);
+  auto out = std::make_shared<int64_t>(0);
+  return Start(
+      info.Env(), [store, k, by, out]() { *out = store->add(k, by); },
+      [out](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(*out)); });
+}
+
+}  // namespace
+
+void InitDist(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  NTS_EXPORT(exports, "pgCreate", PgCreate);
+  NTS_EXPORT(exports, "pgAllreduce", PgAllreduce);
+  NTS_EXPORT(exports, "pgBroadcast", PgBroadcast);
+  NTS_EXPORT(exports, "pgBarrier", PgBarrier);
+  NTS_EXPORT(exports, "pgAllgather", PgAllgather);
+  NTS_EXPORT(exports, "pgDestroy", PgDestroy);
+  NTS_EXPORT(exports, "storeSet", StoreSet);
+  NTS_EXPORT(exports, "storeGet", StoreGet);
+  NTS_EXPORT(exports, "storeCheck", StoreCheck);
+  NTS_EXPORT(exports, "storeAdd", StoreAdd);
+}
+
+}  // namespace nts

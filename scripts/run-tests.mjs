@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs every compiled test file (dist/test/**/*.test.js) with Node's built-in runner. Extra arguments filter the
+// files by substring: `npm run test:only -- torch/` runs only the tensor-engine tests.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const testDir = path.join(root, 'dist', 'test');
+
+function find(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...find(p));
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+const files = find(testDir).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+if (files.length === 0) {
+  console.error(`no test files found under ${testDir}${filters.length ? ` matching ${filters.join(', ')}` : ''}; run npm run setup first`);
+  process.exit(1);
+}
+const reporter = process.env.TEST_REPORTER ?? 'spec';
+const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, '--test-timeout=600000', ...files], {
+  stdio: 'inherit',
+  cwd: root,
+});
+process.exit(r.status ?? 1);

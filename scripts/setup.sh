@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# One idempotent setup: Debian packages (libtorch, Gloo headers, OpenBLAS, OpenMPI, a compiler), npm packages from
+# the lockfile, the native addon, the TypeScript build. Each step runs only when something it depends on changed.
+# LIBTORCH=<dir> (official libtorch zip or a Python torch package directory) replaces Debian's libtorch-dev.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# ---- Debian packages
+packages=(build-essential python3 libopenblas0-pthread openmpi-bin libopenmpi-dev iproute2 procps)
+if [[ -z "${LIBTORCH:-}" ]]; then
+  packages+=(libtorch-dev libgloo-dev)
+fi
+# python3-torch is the measuring stick for cross-checks and benchmarks (never a runtime dependency).
+if [[ "${NANOGPT_SKIP_PYTORCH:-0}" != 1 ]]; then packages+=(python3-torch); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then missing+=("$p"); fi
+done
+if ((${#missing[@]})); then
+  if ! command -v apt-get >/dev/null; then
+    say "missing packages: ${missing[*]}, and this is not a Debian/Ubuntu system."
+    say "fix: install libtorch (set LIBTORCH=<dir with include/ and lib/>), a C++17 compiler, python3 and OpenMPI, then rerun."
+    exit 1
+  fi
+  SUDO=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null; then SUDO=(sudo); else
+      say "missing packages: ${missing[*]}; not root and no sudo."
+      say "fix: as root run: apt-get update && apt-get install -y ${missing[*]}"
+      exit 1
+    fi
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    say "apt-get could not install: ${missing[*]}"
+    say "fix: check network access to the Debian mirrors (or install them by hand), then rerun npm run setup"
+    exit 1
+  fi
+fi
+
+# ---- npm packages from the lockfile
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch node_modules/.package-lock.json
+fi
+
+# ---- native addon (rebuilt when its sources, binding.gyp or LIBTORCH changed)
+addon=build/Release/nanogpt_torch.node
+stamp=build/.libtorch
+want="${LIBTORCH:-system}"
+rebuild=0
+if [[ ! -f $addon || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then rebuild=1
+elif [[ -n "$(find native binding.gyp scripts/torch-paths.mjs -newer "$addon" -print -quit)" ]]; then rebuild=1
+fi
+if ((rebuild)); then
+  say "building the libtorch addon ($(node scripts/torch-paths.mjs describe | tr -d '\n'))"
+  gyp_args=(rebuild --jobs max)
+  # Use the headers that ship with this Node (no download from nodejs.org needed).
+  node_prefix="$(dirname "$(dirname "$(command -v node)")")"
+  if [[ -f "$node_prefix/include/node/node_api.h" ]]; then gyp_args+=("--nodedir=$node_prefix"); fi
+  if ! npx --no-install node-gyp "${gyp_args[@]}" >build.log 2>&1; then
+    grep -E 'error|Error' build.log | head -20 >&2 || true
+    say "building the addon failed (full log: build.log)"
+    say "fix: make sure libtorch-dev and libgloo-dev are installed, or LIBTORCH points at a libtorch with include/ and lib/"
+    exit 1
+  fi
+  echo "$want" >"$stamp"
+  rm -f build.log
+fi
+
+# ---- TypeScript
+say "compiling TypeScript"
+npx --no-install tsc -p tsconfig.json
+say "ready"

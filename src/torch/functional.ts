@@ -1,0 +1,71 @@
+// Free functions over tensors: multi-tensor ops and the neural-network functions a GPT needs.
+import { native } from './native.js';
+import { dtypeCode, type DType } from './dtype.js';
+import { Tensor, wrap, wrapList, type Scalar } from './tensor.js';
+
+const handles = (ts: readonly Tensor[]): unknown[] => ts.map((t) => t.handle);
+
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  return wrap(native.cat(handles(tensors), dim));
+}
+export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
+  return wrap(native.stack(handles(tensors), dim));
+}
+export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
+  return wrap(native.where(cond.handle, a instanceof Tensor ? a.handle : a, b instanceof Tensor ? b.handle : b));
+}
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
+export function bmm(a: Tensor, b: Tensor): Tensor {
+  return a.bmm(b);
+}
+/** y = x Wᵀ + b, with W of shape [out, in] (PyTorch's layout). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return wrap(native.linear(x.handle, weight.handle, bias?.handle));
+}
+export function embedding(weight: Tensor, indices: Tensor): Tensor {
+  return wrap(native.embedding(weight.handle, indices.handle));
+}
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return wrap(native.layerNorm(x.handle, [...normalizedShape], weight?.handle, bias?.handle, eps));
+}
+/** GELU; `approximate: 'tanh'` is GPT-2's variant. */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return wrap(native.gelu(x.handle, approximate === 'tanh'));
+}
+export function softmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return wrap(native.softmax(x.handle, dim, dtype && dtypeCode(dtype)));
+}
+export function logSoftmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return wrap(native.logSoftmax(x.handle, dim, dtype && dtypeCode(dtype)));
+}
+export function dropout(x: Tensor, p: number, training: boolean): Tensor {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout probability must be in [0, 1), got ${p}`);
+  return wrap(native.dropout(x.handle, p, training));
+}
+
+export interface CrossEntropyOptions {
+  ignoreIndex?: number;
+  reduction?: 'mean' | 'sum' | 'none';
+  labelSmoothing?: number;
+}
+const REDUCTIONS = { none: 0, mean: 1, sum: 2 } as const;
+/** Cross-entropy of logits [N, C] against class indices [N] (int64), as torch.nn.functional.cross_entropy. */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const reduction = REDUCTIONS[opts.reduction ?? 'mean'];
+  if (reduction === undefined) throw new TypeError(`reduction must be mean, sum or none, got ${String(opts.reduction)}`);
+  return wrap(native.crossEntropy(logits.handle, target.handle, opts.ignoreIndex ?? -100, reduction, opts.labelSmoothing ?? 0));
+}
+export function topk(x: Tensor, k: number, dim = -1, largest = true): { values: Tensor; indices: Tensor } {
+  const [values, indices] = wrapList(native.topk(x.handle, k, dim, largest));
+  return { values: values!, indices: indices! };
+}
+export function sort(x: Tensor, dim = -1, descending = false): { values: Tensor; indices: Tensor } {
+  const [values, indices] = wrapList(native.sort(x.handle, dim, descending));
+  return { values: values!, indices: indices! };
+}
+/** Draws `numSamples` indices per row from the (unnormalised, non-negative) probabilities in `probs`. */
+export function multinomial(probs: Tensor, numSamples: number, replacement = false): Tensor {
+  return wrap(native.multinomial(probs.handle, numSamples, replacement));
+}

@@ -1,0 +1,8 @@
+// The public tensor API: `import * as torch from './torch/index.js'`.
+export { Tensor, type Shape, type Scalar, type NestedArray, type TensorOrScalar } from './tensor.js';
+export { DTYPES, ELEMENT_BYTES, isFloating, type DType, type AnyTypedArray } from './dtype.js';
+export { tensor, zeros, ones, empty, full, arange, rand, randn, randint, type TensorOptions } from './creation.js';
+export * from './functional.js';
+export * from './grad-mode.js';
+export { scope, keep } from './scope.js';
+export { AdamW, clipGradNorm, gradNorm, zeroGrad, type AdamWOptions, type ParamGroup } from './optim.js';

@@ -1,0 +1,31 @@
+// Loads the compiled libtorch addon. Everything native goes through this one object; the Tensor class is the typed
+// boundary above it, so the binding itself stays loosely typed (a handle is an opaque napi External).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../util/errors.js';
+
+/** An opaque native tensor handle (a napi External). */
+export type Handle = { readonly __nativeTensor: unique symbol };
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type NativeBinding = Record<string, (...args: any[]) => any>;
+
+function load(): NativeBinding {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const file = `${root}build/Release/nanogpt_torch.node`;
+  if (!existsSync(file)) {
+    throw new UserError(`the libtorch addon is not built (${file} is missing)`, 'run `npm run setup` (installs libtorch and builds the addon)');
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    return require(file) as NativeBinding;
+  } catch (err) {
+    throw new UserError(
+      `the libtorch addon failed to load: ${(err as Error).message}`,
+      'rebuild it with `npm run setup`; if you set LIBTORCH, make sure the same libtorch is used at run time',
+    );
+  }
+}
+
+export const native: NativeBinding = load();
