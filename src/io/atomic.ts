@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs, type FileHandle } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 
 /** A temp-file name beside `finalPath`, so the final rename stays on one file system (and so is atomic). */
