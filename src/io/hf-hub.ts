@@ -1,0 +1,464 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { UserError } from '../util/errors.js';
+
+/**
+ * A small client for the Hugging Face Hub's dataset API: which Parquet files make up a split, and a download
+ * into the same cache layout `huggingface_hub` uses, so files fetched by Python tools are reused here and
+ * vice versa:
+ *
+ *   {cache}/datasets--owner--name/blobs/{sha256 or git oid}        the content, once
+ *   {cache}/datasets--owner--name/snapshots/{commit}/{path}        relative symlink into blobs/
+ *   {cache}/datasets--owner--name/refs/{revision}                  the commit a branch/ref pointed to
+ */
+
+export interface HubConfig {
+  /** Base URL, no trailing slash (HF_ENDPOINT, default https://huggingface.co). */
+  endpoint: string;
+  /** Bearer token (HF_TOKEN, HUGGING_FACE_HUB_TOKEN, or the file `huggingface-cli login` writes). */
+  token?: string;
+  /** Hub cache root (HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub). */
+  cacheDir: string;
+  /** HF_HUB_OFFLINE=1: never touch the network, use only what the cache holds. */
+  offline: boolean;
+  /** Consecutive failed attempts allowed per file before giving up (progress resets the count). */
+  maxRetries: number;
+  /** First back-off delay after a failed attempt, doubled each time (capped at 10 s). */
+  retryDelayMs: number;
+}
+
+function truthy(v: string | undefined): boolean {
+  return v !== undefined && ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase());
+}
+
+/** The Hub configuration the Python tools would use, read from the environment. */
+export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const hfHome = env.HF_HOME || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'huggingface');
+  let token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined;
+  if (!token) {
+    const tokenPath = env.HF_TOKEN_PATH || path.join(hfHome, 'token');
+    try {
+      token = readFileSync(tokenPath, 'utf8').trim() || undefined;
+    } catch {
+      // No saved token: anonymous access, which is all public datasets need.
+    }
+  }
+  return {
+    endpoint: (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, ''),
+    token,
+    cacheDir: env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || path.join(hfHome, 'hub'),
+    offline: truthy(env.HF_HUB_OFFLINE),
+    maxRetries: 5,
+    retryDelayMs: 500,
+  };
+}
+
+/** One file of a repo at a commit, as the tree API lists it. */
+export interface HubFile {
+  path: string;
+  size: number;
+  /** Git blob id (sha1 of "blob {size}\0" + content). */
+  gitOid?: string;
+  /** sha256 of the content, for files stored with Git LFS (all real Parquet files are). */
+  sha256?: string;
+}
+
+export interface ResolvedFiles {
+  repo: string;
+  /** What the user asked for (branch, tag, ref such as refs/convert/parquet, or commit). */
+  revision: string;
+  commit: string;
+  files: HubFile[];
+  /** True when resolved from the cache without asking the Hub (offline, or the Hub unreachable). */
+  fromCache: boolean;
+}
+
+export interface DownloadProgress {
+  file: string;
+  received: number;
+  total: number;
+  /** Bytes already on disk from an earlier, interrupted attempt when this one started. */
+  resumedFrom: number;
+  done: boolean;
+  /** True when the file came from the cache and nothing was downloaded. */
+  cached: boolean;
+}
+
+/** Marks errors caused by the network being unreachable, so callers can fall back to the cache. */
+export class HubNetworkError extends UserError {}
+
+const CONVERT_REF = 'refs/convert/parquet';
+const KNOWN_SPLITS = ['train', 'test', 'validation', 'valid', 'val', 'dev', 'eval'];
+
+export class HubClient {
+  readonly config: HubConfig;
+
+  constructor(config: Partial<HubConfig> = {}) {
+    this.config = { ...hubConfigFromEnv(), ...config };
+  }
+
+  /** The cache folder of one dataset repo. */
+  repoCacheDir(repo: string): string {
+    return path.join(this.config.cacheDir, `datasets--${repo.split('/').join('--')}`);
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    const h: Record<string, string> = { 'user-agent': 'nanogpt-ts', ...extra };
+    if (this.config.token) h.authorization = `Bearer ${this.config.token}`;
+    return h;
+  }
+
+  /** fetch() with the Hub's failure modes turned into errors that say what to do. */
+  private async fetchHub(url: string, repo: string, what: string, extraHeaders: Record<string, string> = {}): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: this.headers(extraHeaders), redirect: 'follow' });
+    } catch (err) {
+      throw this.networkError(err);
+    }
+    if (res.ok || res.status === 416) return res;
+    const code = res.headers.get('x-error-code') ?? '';
+    const body = await res.text().catch(() => '');
+    const page = `${this.config.endpoint}/datasets/${repo}`;
+    // The Hub answers 401 (not 404) for a repo that does not exist when the request is anonymous, so the
+    // error code decides, not just the status.
+    if (res.status === 404 || code === 'RepoNotFound') {
+      if (code === 'RevisionNotFound') {
+        throw new UserError(`${what}: revision not found in dataset '${repo}' on ${this.config.endpoint}`, 'check --revision (a branch, tag or commit of the dataset)');
+      }
+      if (code === 'EntryNotFound') throw new UserError(`${what}: file not found in dataset '${repo}'`, 'the dataset changed while downloading; run again');
+      throw new UserError(
+        `dataset '${repo}' not found on ${this.config.endpoint}`,
+        `check the name (owner/name, as in ${page}); for a private dataset set HF_TOKEN to a token with read access`,
+      );
+    }
+    if (res.status === 401 || res.status === 403) {
+      const gated = code === 'GatedRepo' || /gated|terms|access to (this|the) (dataset|repo)/i.test(body);
+      throw new UserError(
+        `access to dataset '${repo}' denied by ${this.config.endpoint} (HTTP ${res.status}${code ? ` ${code}` : ''})`,
+        gated || this.config.token
+          ? `accept the dataset's terms at ${page} while logged in, and set HF_TOKEN to a token of that account`
+          : `set HF_TOKEN to a Hugging Face access token (https://huggingface.co/settings/tokens); gated datasets also need their terms accepted at ${page}`,
+      );
+    }
+    if (res.status === 429) throw new HubNetworkError(`${what}: rate limited by ${this.config.endpoint} (HTTP 429)`, 'wait a minute and run again; setting HF_TOKEN raises the limits');
+    throw new HubNetworkError(`${what}: ${this.config.endpoint} answered HTTP ${res.status} ${res.statusText}${body ? `: ${body.slice(0, 200)}` : ''}`, 'run again later; the Hub may be having trouble');
+  }
+
+  private networkError(err: unknown): HubNetworkError {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+    return new HubNetworkError(
+      `cannot reach the Hugging Face Hub at ${this.config.endpoint} (${detail})`,
+      'check your network; set HF_ENDPOINT to a reachable mirror, set HF_HUB_OFFLINE=1 to use only the cache, or prepare from local files instead',
+    );
+  }
+
+  private async getJson<T>(url: string, repo: string, what: string): Promise<{ data: T; res: Response }> {
+    const res = await this.fetchHub(url, repo, what);
+    const text = await res.text();
+    try {
+      return { data: JSON.parse(text) as T, res };
+    } catch {
+      throw new HubNetworkError(`${what}: ${url} did not return JSON (${text.slice(0, 80)})`, 'check HF_ENDPOINT points at a Hugging Face Hub');
+    }
+  }
+
+  /** The commit a branch, tag or ref points to (`GET /api/datasets/{repo}/revision/{rev}`). */
+  async commitOf(repo: string, revision: string): Promise<string> {
+    const url = `${this.config.endpoint}/api/datasets/${repo}/revision/${encodeURIComponent(revision)}`;
+    const { data } = await this.getJson<{ sha?: string }>(url, repo, `resolving revision '${revision}'`);
+    if (!data.sha) throw new HubNetworkError(`resolving revision '${revision}' of '${repo}': the answer has no commit`, 'check HF_ENDPOINT points at a Hugging Face Hub');
+    return data.sha;
+  }
+
+  /** Every file of the repo at a commit (`GET /api/datasets/{repo}/tree/{commit}?recursive=true`, paginated). */
+  async listFiles(repo: string, commit: string): Promise<HubFile[]> {
+    type Entry = { type: string; path: string; size?: number; oid?: string; lfs?: { oid?: string; sha256?: string; size?: number } };
+    const out: HubFile[] = [];
+    let url: string | undefined = `${this.config.endpoint}/api/datasets/${repo}/tree/${encodeURIComponent(commit)}?recursive=true`;
+    while (url) {
+      const { data, res }: { data: Entry[]; res: Response } = await this.getJson<Entry[]>(url, repo, 'listing files');
+      for (const e of data) {
+        if (e.type !== 'file') continue;
+        out.push({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, gitOid: e.oid, sha256: e.lfs?.oid ?? e.lfs?.sha256 });
+      }
+      // Large repos are listed page by page; the next page is in an RFC 8288 Link header.
+      const next: RegExpMatchArray | null | undefined = res.headers.get('link')?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
+      url = next ? new URL(next[1]!, url).toString() : undefined;
+    }
+    return out;
+  }
+
+  /**
+   * The Parquet files that hold `split` of a dataset. Repos that store Parquet directly are used as they are;
+   * otherwise (script or JSON datasets) the Hub's automatic conversion on `refs/convert/parquet` is used.
+   */
+  async resolveParquetFiles(repo: string, opts: { split?: string; revision?: string; config?: string; onInfo?: (msg: string) => void } = {}): Promise<ResolvedFiles> {
+    const split = opts.split ?? 'train';
+    const candidates = opts.revision ? [opts.revision] : ['main', CONVERT_REF];
+    let lastAll: HubFile[] = [];
+    let unreachable: UserError | undefined;
+    for (const revision of candidates) {
+      let commit: string;
+      let all: HubFile[];
+      let fromCache = false;
+      try {
+        if (this.config.offline) throw new HubNetworkError('HF_HUB_OFFLINE is set');
+        commit = await this.commitOf(repo, revision);
+        all = await this.listFiles(repo, commit);
+      } catch (err) {
+        if (!(err instanceof HubNetworkError)) throw err;
+        const cached = await this.cachedSnapshot(repo, revision);
+        if (!cached) {
+          // The next candidate (the conversion branch) may be the one in the cache.
+          unreachable ??= this.config.offline
+            ? new UserError(`dataset '${repo}' is not in the cache ${this.config.cacheDir} and HF_HUB_OFFLINE is set`, 'unset HF_HUB_OFFLINE to download it')
+            : err;
+          continue;
+        }
+        opts.onInfo?.(`${err.message.split('\n')[0]}; using the cached snapshot ${cached.commit.slice(0, 10)}`);
+        ({ commit, files: all } = cached);
+        fromCache = true;
+      }
+      lastAll = all;
+      const files = selectParquetFiles(all, split, opts.config);
+      if (files.length > 0) {
+        await this.writeRef(repo, revision, commit);
+        return { repo, revision, commit, files, fromCache };
+      }
+      if (revision === 'main' && !opts.revision) opts.onInfo?.(`no Parquet files for split '${split}' on main; trying the Hub's Parquet conversion (${CONVERT_REF})`);
+    }
+    if (unreachable) throw unreachable;
+    const splits = [...new Set(lastAll.filter((f) => f.path.endsWith('.parquet')).map((f) => guessSplit(f.path)))].filter(Boolean);
+    throw new UserError(
+      `dataset '${repo}' has no Parquet files for split '${split}'` + (splits.length ? ` (splits found: ${splits.join(', ')})` : ''),
+      splits.length ? `pass --split ${splits[0]}` : 'use a dataset with Parquet data (or its Parquet conversion), or prepare from local files',
+    );
+  }
+
+  /** The commit and files of a revision already in the cache, for offline use. */
+  async cachedSnapshot(repo: string, revision: string): Promise<{ commit: string; files: HubFile[] } | undefined> {
+    const dir = this.repoCacheDir(repo);
+    let commit = revision;
+    try {
+      commit = (await fs.readFile(path.join(dir, 'refs', revision), 'utf8')).trim();
+    } catch {
+      // `revision` may itself be a commit hash.
+    }
+    const snap = path.join(dir, 'snapshots', commit);
+    if (!/^[0-9a-f]{40}$/.test(commit) || !existsSync(snap)) return undefined;
+    const files: HubFile[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      for (const ent of await fs.readdir(path.join(snap, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${ent.name}` : ent.name;
+        if (ent.isDirectory()) await walk(r);
+        else {
+          const st = await fs.stat(path.join(snap, r)).catch(() => undefined);
+          if (st?.isFile()) files.push({ path: r, size: st.size });
+        }
+      }
+    };
+    await walk('');
+    return { commit, files };
+  }
+
+  private async writeRef(repo: string, revision: string, commit: string): Promise<void> {
+    if (revision === commit) return;
+    const refPath = path.join(this.repoCacheDir(repo), 'refs', ...revision.split('/'));
+    await fs.mkdir(path.dirname(refPath), { recursive: true });
+    // A ref is tiny and rewritten whole; temp + rename keeps a concurrent reader from seeing half a hash.
+    const tmp = `${refPath}.${process.pid}.tmp`;
+    await fs.writeFile(tmp, commit);
+    await fs.rename(tmp, refPath);
+  }
+
+  /** Path of a file inside the snapshot folder of a commit (where it appears once downloaded). */
+  snapshotPath(repo: string, commit: string, file: string): string {
+    return path.join(this.repoCacheDir(repo), 'snapshots', commit, ...file.split('/'));
+  }
+
+  /**
+   * Makes one file available in the cache and returns its snapshot path. A blob already present is reused
+   * without any request; a partial `.incomplete` blob from an earlier attempt is resumed with an HTTP Range
+   * request; the finished blob is verified (size, and sha256 or git oid) before it is renamed into place.
+   */
+  async download(repo: string, commit: string, file: HubFile, onProgress?: (p: DownloadProgress) => void): Promise<string> {
+    const snap = this.snapshotPath(repo, commit, file.path);
+    const blobId = file.sha256 ?? file.gitOid;
+    if (!blobId) {
+      // Listed from the cache (offline): the snapshot entry is all there is.
+      if (existsSync(snap)) {
+        onProgress?.({ file: file.path, received: file.size, total: file.size, resumedFrom: 0, done: true, cached: true });
+        return snap;
+      }
+      throw new UserError(`${file.path} of '${repo}' is missing from the cache`, 'run again with network access');
+    }
+    const blob = path.join(this.repoCacheDir(repo), 'blobs', blobId);
+    const st = await fs.stat(blob).catch(() => undefined);
+    if (st?.isFile() && st.size === file.size) {
+      await linkSnapshot(blob, snap);
+      onProgress?.({ file: file.path, received: file.size, total: file.size, resumedFrom: 0, done: true, cached: true });
+      return snap;
+    }
+    if (this.config.offline) throw new UserError(`${file.path} of '${repo}' is not in the cache and HF_HUB_OFFLINE is set`, 'unset HF_HUB_OFFLINE to download it');
+    const url = `${this.config.endpoint}/datasets/${repo}/resolve/${commit}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+    await fs.mkdir(path.dirname(blob), { recursive: true });
+    await this.fetchToFile(url, repo, file, `${blob}.incomplete`, onProgress);
+    await verifyBlob(`${blob}.incomplete`, file);
+    await fs.rename(`${blob}.incomplete`, blob);
+    await linkSnapshot(blob, snap);
+    return snap;
+  }
+
+  private async fetchToFile(url: string, repo: string, file: HubFile, partial: string, onProgress?: (p: DownloadProgress) => void): Promise<void> {
+    let failures = 0;
+    let lastError: unknown;
+    const startSize = (await fs.stat(partial).catch(() => undefined))?.size ?? 0;
+    const resumedFrom = startSize <= file.size ? startSize : 0;
+    for (;;) {
+      let have = (await fs.stat(partial).catch(() => undefined))?.size ?? 0;
+      if (have > file.size) {
+        // Longer than the file can be: not a prefix of it. Start over.
+        await fs.truncate(partial, 0);
+        have = 0;
+      }
+      if (have === file.size) return;
+      if (failures > this.config.maxRetries) {
+        const detail = (lastError as { cause?: { message?: string } })?.cause?.message ?? (lastError as Error)?.message ?? String(lastError);
+        throw new HubNetworkError(
+          `downloading ${file.path} of '${repo}' from ${this.config.endpoint} failed ${failures} times in a row (${detail}); ${have} of ${file.size} bytes are kept in ${partial}`,
+          'run the same command again to resume where it stopped',
+        );
+      }
+      if (failures > 0) await sleep(Math.min(10_000, this.config.retryDelayMs * 2 ** (failures - 1)));
+      let res: Response;
+      try {
+        res = await this.fetchHub(url, repo, `downloading ${file.path}`, have > 0 ? { range: `bytes=${have}-` } : {});
+      } catch (err) {
+        if (!(err instanceof HubNetworkError)) throw err;
+        failures++;
+        lastError = err;
+        continue;
+      }
+      if (res.status === 416) {
+        // The server has no bytes past `have`: our partial file does not match the remote file. Start over.
+        await res.body?.cancel();
+        await fs.truncate(partial, 0);
+        failures++;
+        continue;
+      }
+      // 200 to a ranged request means the server ignored the Range header: the body starts at byte 0.
+      const append = have > 0 && res.status === 206;
+      if (!append) have = 0;
+      const handle = await fs.open(partial, append ? 'a' : 'w');
+      let received = have;
+      let progressed = false;
+      try {
+        onProgress?.({ file: file.path, received, total: file.size, resumedFrom, done: false, cached: false });
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          await handle.write(chunk);
+          received += chunk.byteLength;
+          progressed = true;
+          onProgress?.({ file: file.path, received, total: file.size, resumedFrom, done: false, cached: false });
+        }
+        await handle.sync();
+      } catch (err) {
+        // A connection cut mid-body: keep what arrived and resume from there.
+        lastError = err;
+        failures = progressed ? 1 : failures + 1;
+        continue;
+      } finally {
+        await handle.close();
+      }
+      if (received > file.size) {
+        // The server's file is not the one the listing described (changed between listing and download).
+        await fs.rm(partial, { force: true });
+        throw new UserError(`${file.path} of '${repo}' is larger than the Hub listed (${received} > ${file.size} bytes)`, 'run the command again');
+      }
+      if (received < file.size) {
+        lastError = new Error(`connection closed after ${received} of ${file.size} bytes`);
+        failures = progressed ? 1 : failures + 1;
+        continue;
+      }
+      onProgress?.({ file: file.path, received, total: file.size, resumedFrom, done: true, cached: false });
+    }
+  }
+}
+
+/** Checks a finished download against the size and hash the Hub listed; a mismatch deletes it. */
+async function verifyBlob(file: string, expected: HubFile): Promise<void> {
+  const st = await fs.stat(file);
+  let ok = st.size === expected.size;
+  let what = `size ${st.size}, expected ${expected.size}`;
+  if (ok && expected.sha256) {
+    const got = await hashFile(file, 'sha256');
+    ok = got === expected.sha256;
+    what = `sha256 ${got}, expected ${expected.sha256}`;
+  } else if (ok && expected.gitOid) {
+    // Small non-LFS files are identified by their git blob id: sha1 over a "blob <size>\0" header + content.
+    const got = await hashFile(file, 'sha1', `blob ${st.size}\0`);
+    ok = got === expected.gitOid;
+    what = `git oid ${got}, expected ${expected.gitOid}`;
+  }
+  if (!ok) {
+    await fs.rm(file, { force: true });
+    throw new UserError(`downloaded ${expected.path} is corrupt (${what}); the partial file was deleted`, 'run the command again to download it afresh');
+  }
+}
+
+async function hashFile(file: string, algo: string, prefix?: string): Promise<string> {
+  const h = createHash(algo);
+  if (prefix) h.update(prefix);
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** snapshots/{commit}/{path} → ../../blobs/{id} as a relative symlink (a copy where symlinks are refused). */
+async function linkSnapshot(blob: string, snap: string): Promise<void> {
+  await fs.mkdir(path.dirname(snap), { recursive: true });
+  const target = path.relative(path.dirname(snap), blob);
+  try {
+    if ((await fs.readlink(snap)) === target) return;
+  } catch {
+    // Not a link yet (or a copy): replace it below.
+  }
+  await fs.rm(snap, { force: true });
+  try {
+    await fs.symlink(target, snap);
+  } catch {
+    await fs.copyFile(blob, snap);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The split a Parquet path belongs to by the Hub's naming conventions, or '' if it names none. */
+export function guessSplit(p: string): string {
+  const parts = p.replace(/\.parquet$/, '').split('/');
+  const base = parts.pop() ?? '';
+  // {config}/{split}/0000.parquet (the conversion branch) or data/{split}/... : a directory named for the split.
+  for (const d of parts) if (KNOWN_SPLITS.includes(d)) return d;
+  // data/train-00000-of-00004.parquet, plain_text/openwebtext-train.parquet: the split is a word of the name.
+  for (const w of base.split(/[-_.]/)) if (KNOWN_SPLITS.includes(w)) return w;
+  return '';
+}
+
+/**
+ * The Parquet files of one split, in path order (which is row order for sharded names). Files that name no
+ * split at all are the train split, as the `datasets` library treats them. When files of several configs
+ * match, `config` chooses (default: 'default', else the first in name order).
+ */
+export function selectParquetFiles(files: HubFile[], split: string, config?: string): HubFile[] {
+  const parquet = files.filter((f) => f.path.endsWith('.parquet'));
+  let matched = parquet.filter((f) => guessSplit(f.path) === split || (!KNOWN_SPLITS.includes(split) && f.path.split('/').slice(0, -1).includes(split)));
+  if (matched.length === 0 && split === 'train' && parquet.every((f) => guessSplit(f.path) === '')) matched = parquet;
+  const configs = [...new Set(matched.map((f) => (f.path.includes('/') ? f.path.split('/')[0]! : '')))].sort();
+  const chosen = config ?? (configs.length > 1 ? (configs.includes('default') ? 'default' : configs[0]!) : undefined);
+  if (chosen !== undefined && configs.includes(chosen)) matched = matched.filter((f) => f.path.split('/')[0] === chosen);
+  return matched.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
