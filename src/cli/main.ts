@@ -8,6 +8,7 @@ import type { Command } from './command.js';
  * instant. Register a new command with one line here.
  */
 const commands: Record<string, () => Promise<Command>> = {
+  prepare: async () => (await import('./prepare.js')).prepareCommand,
   download: async () => (await import('./download.js')).downloadCommand,
 };
 

@@ -1,0 +1,64 @@
+import type { PrepareProgress } from './prepare.js';
+
+function fmtBytes(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
+function fmtCount(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
+}
+
+function fmtDuration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return '?';
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+}
+
+/** One status line: documents, MB, MB/s, tokens and (when the source's size is known) percent and ETA. */
+export function formatProgress(p: PrepareProgress): string {
+  const rate = p.elapsedS > 0 ? p.bytes / 1e6 / p.elapsedS : 0;
+  const parts = [`${fmtCount(p.documents)} docs`, fmtBytes(p.bytes), `${rate.toFixed(1)} MB/s`, `${fmtCount(p.tokens)} tokens`];
+  if (p.estimatedBytes && p.estimatedBytes > 0) {
+    // File sizes include markup (JSON keys, blank lines), so a finished run shows 100% rather than a shortfall.
+    const frac = p.done ? 1 : Math.min(1, p.bytes / p.estimatedBytes);
+    const eta = rate > 0 ? (p.estimatedBytes - p.bytes) / 1e6 / rate : NaN;
+    parts.unshift(`${(frac * 100).toFixed(1).padStart(5)}%`);
+    parts.push(p.done ? `done in ${fmtDuration(p.elapsedS)}` : `ETA ${fmtDuration(eta)}`);
+  } else {
+    parts.push(p.done ? `done in ${fmtDuration(p.elapsedS)}` : `${fmtDuration(p.elapsedS)} elapsed`);
+  }
+  return parts.join(' | ');
+}
+
+function bar(frac: number, width = 24): string {
+  const full = Math.round(Math.min(1, Math.max(0, frac)) * width);
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
+}
+
+/**
+ * A progress reporter for prepareDataset: a redrawn bar on a TTY (at most 10 redraws a second), and on anything
+ * else (CI logs, files) a plain line every `intervalS` seconds plus a final one, so logs stay readable.
+ */
+export function progressReporter(
+  stream: NodeJS.WriteStream = process.stderr,
+  opts: { tty?: boolean; intervalS?: number } = {},
+): (p: PrepareProgress) => void {
+  const tty = opts.tty ?? Boolean(stream.isTTY);
+  const interval = (opts.intervalS ?? (tty ? 0.1 : 10)) * 1000;
+  let last = -Infinity;
+  return (p) => {
+    const now = performance.now();
+    if (!p.done && now - last < interval) return;
+    last = now;
+    const line = formatProgress(p);
+    if (tty) {
+      const frac = p.estimatedBytes ? p.bytes / p.estimatedBytes : 0;
+      const text = `${p.estimatedBytes ? bar(frac) + ' ' : ''}${line}`;
+      stream.write(`\r${text}\x1b[K${p.done ? '\n' : ''}`);
+    } else {
+      stream.write(`tokenize: ${line}\n`);
+    }
+  };
+}

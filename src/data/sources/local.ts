@@ -1,0 +1,359 @@
+import { createReadStream, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../../util/errors.js';
+import type { Document, DocumentSource } from '../source.js';
+import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca, type AlpacaTemplate } from './alpaca.js';
+
+/** Extensions picked up when a directory or glob is given; an explicitly named file of another type is read as text. */
+export const LOCAL_EXTENSIONS = ['.txt', '.jsonl', '.json', '.parquet'] as const;
+
+export interface LocalSourceOptions {
+  /** Files, directories (searched recursively) and globs (`*`, `?`, `**`, `[abc]`). */
+  paths: string[];
+  /** Field of a JSON / JSON-lines record holding the text (default 'text'). */
+  textField?: string;
+  /** Column of a Parquet file holding the text (default 'text'). */
+  textColumn?: string;
+  /** .txt: one document per blank-line-separated block instead of one per file. */
+  splitOnBlankLines?: boolean;
+  /** 'alpaca': JSON / JSON-lines records are instruction/input/output, rendered with `template`. */
+  format?: 'text' | 'alpaca';
+  template?: AlpacaTemplate;
+}
+
+function describeFsError(p: string, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const why =
+    code === 'ENOENT' ? 'does not exist' : code === 'EACCES' || code === 'EPERM' ? 'is not readable (permission denied)' : code === 'EISDIR' ? 'is a directory' : (err as Error)?.message ?? String(err);
+  return new UserError(`cannot read ${p}: it ${why}`, 'check the path and its permissions');
+}
+
+const isGlob = (p: string): boolean => /[*?[]/.test(p);
+
+/** Glob → RegExp over '/'-separated relative paths. `**` spans directories; `*` and `?` stay within one. */
+function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') {
+      if (glob[i + 1] === '*') {
+        const slash = glob[i + 2] === '/';
+        re += slash ? '(?:.*/)?' : '.*';
+        i += slash ? 2 : 1;
+      } else re += '[^/]*';
+    } else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 1);
+      if (end < 0) re += '\\[';
+      else {
+        const body = glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\');
+        re += `[${body}]`;
+        i = end;
+      }
+    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+async function walk(dir: string, out: string[]): Promise<void> {
+  let entries;
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    throw describeFsError(dir, err);
+  }
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue; // hidden files and our own temp files
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await walk(p, out);
+    else if (e.isFile() || e.isSymbolicLink()) out.push(p);
+  }
+}
+
+const known = (p: string): boolean => (LOCAL_EXTENSIONS as readonly string[]).includes(path.extname(p).toLowerCase());
+
+/** Expands files, directories and globs into a sorted, de-duplicated file list (sorted so runs are repeatable). */
+export async function expandPaths(patterns: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const pattern of patterns) {
+    if (isGlob(pattern)) {
+      const parts = pattern.split(/[\\/]/);
+      const firstGlob = parts.findIndex(isGlob);
+      const base = parts.slice(0, firstGlob).join('/') || (pattern.startsWith('/') ? '/' : '.');
+      const re = globToRegExp(parts.slice(firstGlob).join('/'));
+      const found: string[] = [];
+      await walk(base, found).catch((err) => {
+        if (err instanceof UserError && !(isGlob(base))) throw new UserError(`no files match ${pattern}: ${err.message}`);
+        throw err;
+      });
+      const matched = found.filter((f) => re.test(path.relative(base, f).split(path.sep).join('/')) && known(f));
+      if (matched.length === 0) throw new UserError(`no files match ${pattern}`, `supported file types: ${LOCAL_EXTENSIONS.join(', ')}`);
+      files.push(...matched.sort());
+      continue;
+    }
+    let st;
+    try {
+      st = await fs.stat(pattern);
+    } catch (err) {
+      throw describeFsError(pattern, err);
+    }
+    if (st.isDirectory()) {
+      const found: string[] = [];
+      await walk(pattern, found);
+      const matched = found.filter(known).sort();
+      if (matched.length === 0) throw new UserError(`${pattern} holds no ${LOCAL_EXTENSIONS.join(' / ')} files`, 'point at the corpus files');
+      files.push(...matched);
+    } else files.push(pattern);
+  }
+  return [...new Set(files)];
+}
+
+/** Offset of the first byte that breaks UTF-8 (overlongs, surrogates and > U+10FFFF included), or -1. */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let min: number;
+    let cp: number;
+    if (c >= 0xc2 && c <= 0xdf) [n, min, cp] = [1, 0x80, c & 0x1f];
+    else if (c >= 0xe0 && c <= 0xef) [n, min, cp] = [2, 0x800, c & 0x0f];
+    else if (c >= 0xf0 && c <= 0xf4) [n, min, cp] = [3, 0x10000, c & 0x07];
+    else return i;
+    for (let k = 1; k <= n; k++) {
+      const cc = b[i + k];
+      if (cc === undefined || (cc & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
+function lineAt(b: Uint8Array, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < b.length; i++) if (b[i] === 0x0a) line++;
+  return line;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/**
+ * Decodes bytes as UTF-8 text, refusing binary data (a NUL byte) and invalid UTF-8 with an error that names the
+ * file and line. `firstLine` is the line number of bytes[0] within the file.
+ */
+export function decodeText(bytes: Uint8Array, file: string, firstLine = 1): string {
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw new UserError(
+      `${file}:${firstLine + lineAt(bytes, nul) - 1}: binary data (a NUL byte), not text`,
+      'pass text files (UTF-8 .txt, .jsonl, .json) or .parquet; remove binary files from the input',
+    );
+  }
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    const bad = firstInvalidUtf8(bytes);
+    throw new UserError(
+      `${file}:${firstLine + lineAt(bytes, Math.max(0, bad)) - 1}: invalid UTF-8${bad >= 0 ? ` (byte 0x${bytes[bad]!.toString(16).padStart(2, '0')})` : ''}`,
+      'convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)',
+    );
+  }
+}
+
+/** Streams a file's lines as bytes with their 1-based numbers; memory is one chunk plus the longest line. */
+async function* lines(file: string): AsyncGenerator<{ bytes: Uint8Array; line: number }> {
+  let rest: Buffer | undefined;
+  let line = 1;
+  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+      let start = 0;
+      let nl: number;
+      while ((nl = buf.indexOf(0x0a, start)) >= 0) {
+        let end = nl;
+        if (end > start && buf[end - 1] === 0x0d) end--;
+        yield { bytes: buf.subarray(start, end), line: line++ };
+        start = nl + 1;
+      }
+      rest = start < buf.length ? buf.subarray(start) : undefined;
+    }
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw describeFsError(file, err);
+  }
+  if (rest && rest.length > 0) {
+    const end = rest[rest.length - 1] === 0x0d ? rest.length - 1 : rest.length;
+    yield { bytes: rest.subarray(0, end), line };
+  }
+}
+
+async function readWhole(file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    throw describeFsError(file, err);
+  }
+}
+
+function recordText(rec: unknown, origin: string, opts: LocalSourceOptions): string {
+  if (opts.format === 'alpaca') return formatAlpaca(rec, opts.template ?? DEFAULT_ALPACA_TEMPLATE, origin);
+  if (typeof rec === 'string') return rec;
+  const field = opts.textField ?? 'text';
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) {
+    throw new UserError(`${origin}: expected a JSON object with a '${field}' field, got ${Array.isArray(rec) ? 'an array' : typeof rec}`);
+  }
+  const v = (rec as Record<string, unknown>)[field];
+  if (v === undefined) {
+    throw new UserError(
+      `${origin}: record has no '${field}' field (fields: ${Object.keys(rec).join(', ') || 'none'})`,
+      'choose the text field with --text_field, or --format alpaca for instruction/input/output records',
+    );
+  }
+  if (typeof v !== 'string') throw new UserError(`${origin}: field '${field}' must be a string, got ${v === null ? 'null' : typeof v}`);
+  return v;
+}
+
+async function* txtDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
+  if (!opts.splitOnBlankLines) {
+    yield { text: decodeText(await readWhole(file), file), origin: file };
+    return;
+  }
+  // Streamed line by line so one huge text file does not have to fit in memory.
+  let para: string[] = [];
+  let startLine = 0;
+  for await (const { bytes, line } of lines(file)) {
+    const text = decodeText(bytes, file, line);
+    if (text.trim() === '') {
+      if (para.length > 0) yield { text: para.join('\n'), origin: `${file}:${startLine}` };
+      para = [];
+    } else {
+      if (para.length === 0) startLine = line;
+      para.push(text);
+    }
+  }
+  if (para.length > 0) yield { text: para.join('\n'), origin: `${file}:${startLine}` };
+}
+
+async function* jsonlDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
+  for await (const { bytes, line } of lines(file)) {
+    const text = decodeText(bytes, file, line);
+    if (text.trim() === '') continue;
+    const origin = `${file}:${line}`;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(text);
+    } catch (err) {
+      throw new UserError(`${origin}: not valid JSON (${(err as Error).message})`, 'each line of a .jsonl file must be one JSON value');
+    }
+    yield { text: recordText(rec, origin, opts), origin };
+  }
+}
+
+/** Start offsets of the top-level array's elements, so an error about element k can name its line. */
+function elementOffsets(text: string): number[] {
+  const out: number[] = [];
+  let depth = 0;
+  let inString = false;
+  let expectValue = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === ' ' || c === '\n' || c === '\r' || c === '\t') continue;
+    if (depth === 1 && expectValue && c !== ']') {
+      out.push(i);
+      expectValue = false;
+    }
+    if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      depth++;
+      if (depth === 1) expectValue = true;
+    } else if (c === ']' || c === '}') depth--;
+    else if (c === ',' && depth === 1) expectValue = true;
+  }
+  return out;
+}
+
+function lineOfChar(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+async function* jsonDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
+  // A .json file is one value and is parsed whole; corpora too big for that belong in .jsonl.
+  const text = decodeText(await readWhole(file), file);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const msg = (err as Error).message;
+    const pos = /position (\d+)/.exec(msg);
+    const where = pos ? `${file}:${lineOfChar(text, Number(pos[1]))}` : file;
+    throw new UserError(`${where}: not valid JSON (${msg})`, 'fix the JSON, or use .jsonl with one record per line');
+  }
+  const records = Array.isArray(value) ? value : [value];
+  const offsets = Array.isArray(value) ? elementOffsets(text) : [0];
+  let lineCursor = 1;
+  let charCursor = 0;
+  for (let k = 0; k < records.length; k++) {
+    // Line numbers are computed incrementally: element offsets increase, so the scan is linear overall.
+    const off = offsets[k] ?? charCursor;
+    for (; charCursor < off; charCursor++) if (text.charCodeAt(charCursor) === 10) lineCursor++;
+    const origin = `${file}:${lineCursor}`;
+    yield { text: recordText(records[k], `${origin} (element ${k})`, opts), origin };
+  }
+}
+
+async function* parquetFileDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
+  let mod: { parquetDocuments(file: string, column: string): AsyncGenerator<Document> };
+  try {
+    mod = (await import('../parquet.js')) as typeof mod;
+  } catch {
+    throw new UserError(`${file}: Parquet input is not available in this build`, 'convert the file to .jsonl');
+  }
+  if (opts.format === 'alpaca') throw new UserError(`${file}: --format alpaca reads .json / .jsonl records, not Parquet`);
+  yield* mod.parquetDocuments(file, opts.textColumn ?? 'text');
+}
+
+/** Local files as a document source; files are validated up front (they exist) and read lazily, one at a time. */
+export async function localFilesSource(opts: LocalSourceOptions): Promise<DocumentSource> {
+  if (opts.paths.length === 0) throw new UserError('no input files given');
+  const files = await expandPaths(opts.paths);
+  let bytes = 0;
+  for (const f of files) {
+    try {
+      bytes += (await fs.stat(f)).size;
+    } catch (err) {
+      throw describeFsError(f, err);
+    }
+  }
+  return {
+    id: `files:${opts.paths.join(',')}`,
+    describe: files.length === 1 ? files[0]! : `${files.length} local files (${opts.paths.join(', ')})`,
+    // File sizes: exact for text, an over-estimate for JSON (keys, quotes) and a rough guide for Parquet.
+    estimatedBytes: bytes,
+    async *documents(): AsyncGenerator<Document> {
+      for (const f of files) {
+        const ext = path.extname(f).toLowerCase();
+        if (ext === '.jsonl') yield* jsonlDocuments(f, opts);
+        else if (ext === '.json') yield* jsonDocuments(f, opts);
+        else if (ext === '.parquet') yield* parquetFileDocuments(f, opts);
+        else {
+          if (opts.format === 'alpaca') throw new UserError(`${f}: --format alpaca reads .json / .jsonl records, not text files`);
+          yield* txtDocuments(f, opts);
+        }
+      }
+    },
+  };
+}

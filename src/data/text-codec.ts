@@ -1,0 +1,60 @@
+// Text ↔ GPT-2 tokens for sampling. The data pipeline's Gpt2Tokenizer only needs ordinary encoding; sampling also
+// needs decoding (whole texts and token by token for streaming) and, like the original sample.py, lets a prompt
+// contain the literal <|endoftext|> marker to mean the end-of-text token.
+import { get_encoding, type Tiktoken } from 'tiktoken';
+import { GPT2_EOT, GPT2_VOCAB_SIZE } from './tokenizer.js';
+
+const EOT_TEXT = '<|endoftext|>';
+
+/** Incremental UTF-8 decoding: a token may end in the middle of a multi-byte character; the rest comes later. */
+export interface TokenStream {
+  /** Text completed by this token (possibly empty). */
+  push(id: number): string;
+  /** Whatever is still buffered (an incomplete character becomes U+FFFD). */
+  end(): string;
+}
+
+export class TextCodec implements Disposable {
+  private enc: Tiktoken | undefined = get_encoding('gpt2');
+
+  private get e(): Tiktoken {
+    if (!this.enc) throw new Error('TextCodec used after free()');
+    return this.enc;
+  }
+
+  /** Encodes a prompt; "<|endoftext|>" in it becomes the end-of-text token. */
+  encode(text: string): number[] {
+    return Array.from(this.e.encode(text, [EOT_TEXT]));
+  }
+
+  /** Bytes of one token. Ids past GPT-2's vocabulary (a padded vocabulary, e.g. 50304) decode to nothing. */
+  private bytes(id: number): Uint8Array {
+    if (!Number.isInteger(id) || id < 0 || id >= GPT2_VOCAB_SIZE) return new Uint8Array(0);
+    return this.e.decode_single_token_bytes(id);
+  }
+
+  /** Decodes tokens to text; invalid UTF-8 (a character cut by max_new_tokens) becomes U+FFFD. */
+  decode(ids: readonly number[]): string {
+    const valid = ids.filter((id) => Number.isInteger(id) && id >= 0 && id < GPT2_VOCAB_SIZE);
+    return new TextDecoder().decode(this.e.decode(Uint32Array.from(valid)));
+  }
+
+  stream(): TokenStream {
+    const dec = new TextDecoder();
+    return {
+      push: (id) => dec.decode(this.bytes(id), { stream: true }),
+      end: () => dec.decode(),
+    };
+  }
+
+  free(): void {
+    this.enc?.free();
+    this.enc = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.free();
+  }
+}
+
+export { GPT2_EOT };

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+
+// dist/test/data → repository root.
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const bin = path.join(root, 'bin', 'nanogpt');
+
+let dir: string;
+before(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'nanogpt-cli-prepare-'));
+});
+after(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+function nanogpt(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('nanogpt prepare (embedded corpus) writes train.bin, val.bin, meta.json', () => {
+  const out = path.join(dir, 'out');
+  const r = nanogpt('prepare', '--out_dir', out, '--workers', '2');
+  assert.equal(r.status, 0, r.stderr);
+  return (async () => {
+    assert.deepEqual((await fs.readdir(out)).sort(), ['meta.json', 'train.bin', 'val.bin']);
+    const meta = JSON.parse(await fs.readFile(path.join(out, 'meta.json'), 'utf8'));
+    assert.equal(meta.source.id, 'embedded:sotu');
+    assert.equal(meta.documents, 233);
+    assert.ok(meta.tokens > 2_000_000 && meta.tokens < 2_150_000, `tokens ${meta.tokens}`);
+    assert.ok(meta.val.documents >= 1);
+    const train = await fs.readFile(path.join(out, 'train.bin'));
+    assert.equal(train.length, meta.train.tokens * 2);
+    assert.equal(createHash('sha256').update(train).digest('hex'), meta.train.sha256);
+    assert.match(r.stderr, /wrote .*train\.bin/);
+  })();
+});
+
+test('bad flags and bad inputs exit 2 with a clear message', () => {
+  let r = nanogpt('prepare', '--bogus');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown option --bogus/);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/); // no stack trace
+  r = nanogpt('prepare', '--val_fraction', '2');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--val_fraction/);
+  r = nanogpt('prepare', path.join(dir, 'missing.jsonl'));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /missing\.jsonl.*does not exist/);
+  r = nanogpt('prepare', '--help');
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /--val_fraction/);
+});

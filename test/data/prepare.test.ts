@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { prepareDataset } from '../../src/data/prepare.js';
+import type { Document, DocumentSource } from '../../src/data/source.js';
+import { encodeOrdinary, GPT2_EOT } from '../../src/data/tokenizer.js';
+import { UserError } from '../../src/util/errors.js';
+
+let dir: string;
+before(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'nanogpt-prepare-'));
+});
+after(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+function memorySource(texts: string[], opts: { failAt?: number } = {}): DocumentSource {
+  return {
+    id: 'memory:test',
+    describe: 'test corpus',
+    async *documents(): AsyncGenerator<Document> {
+      for (let i = 0; i < texts.length; i++) {
+        if (i === opts.failAt) throw new UserError(`doc${i}: broken`);
+        yield { text: texts[i]!, origin: `doc${i}` };
+      }
+    },
+  };
+}
+
+/** A few thousand varied documents: enough for many batches and a non-trivial val split. */
+function corpus(n: number): string[] {
+  const words = ['Hello', 'world', 'naïve', 'café', '数据', '<|endoftext|>', 'token', '\n\n', 'GPT-2', '🙂'];
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = (i * 7919) % 60;
+    out.push(Array.from({ length: len }, (_, k) => words[(i + k * 31) % words.length]).join(' '));
+  }
+  return out;
+}
+
+const readU16 = async (f: string): Promise<number[]> => {
+  const b = await fs.readFile(f);
+  return Array.from(new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2));
+};
+
+test('output is byte-identical for 1 and 2 workers; meta.json is consistent', async () => {
+  const texts = corpus(3000);
+  const a = await prepareDataset({ source: memorySource(texts), outDir: path.join(dir, 'w1'), workers: 1, valFraction: 0.05, batchBytes: 2048 });
+  const b = await prepareDataset({ source: memorySource(texts), outDir: path.join(dir, 'w2'), workers: 2, valFraction: 0.05, batchBytes: 1024 });
+  for (const f of ['train.bin', 'val.bin', 'meta.json']) {
+    assert.ok((await fs.readFile(path.join(dir, 'w1', f))).equals(await fs.readFile(path.join(dir, 'w2', f))), f);
+  }
+  const meta = JSON.parse(await fs.readFile(path.join(dir, 'w1', 'meta.json'), 'utf8'));
+  assert.deepEqual(meta, JSON.parse(JSON.stringify(a.meta)));
+  assert.equal(meta.tokenizer, 'gpt2');
+  assert.equal(meta.vocab_size, 50257);
+  assert.equal(meta.eot_token, 50256);
+  assert.equal(meta.dtype, 'uint16');
+  assert.equal(meta.source.id, 'memory:test');
+  assert.equal(meta.train.documents + meta.val.documents, 3000);
+  assert.ok(meta.val.documents > 50 && meta.val.documents < 250, `val docs ${meta.val.documents}`);
+  for (const split of ['train', 'val'] as const) {
+    const bytes = await fs.readFile(path.join(dir, 'w1', `${split}.bin`));
+    assert.equal(meta[split].bytes, bytes.length);
+    assert.equal(meta[split].tokens * 2, bytes.length);
+    assert.equal(meta[split].sha256, createHash('sha256').update(bytes).digest('hex'));
+    // One EOT per document: the EOT count is the document count.
+    const ids = await readU16(path.join(dir, 'w1', `${split}.bin`));
+    assert.equal(ids.filter((t) => t === GPT2_EOT).length, meta[split].documents);
+    assert.equal(ids[ids.length - 1], GPT2_EOT);
+  }
+  assert.equal(b.meta.train.sha256, a.meta.train.sha256);
+  // No temp files left behind.
+  assert.deepEqual((await fs.readdir(path.join(dir, 'w2'))).sort(), ['meta.json', 'train.bin', 'val.bin']);
+});
+
+test('tokens are each document followed by EOT, in order (little-endian uint16)', async () => {
+  const texts = ['Hello world', 'Hello', 'a<|endoftext|>b', 'world'];
+  const r = await prepareDataset({ source: memorySource(texts), outDir: path.join(dir, 'small'), workers: 2, valFraction: 0.3 });
+  const train = await readU16(r.files.train);
+  const val = await readU16(r.files.val);
+  // Reconstruct the split from meta-independent facts: concatenating both splits' documents in order must
+  // give each input document exactly once.
+  const all = [...train, ...val];
+  assert.equal(all.filter((t) => t === GPT2_EOT).length, 4);
+  const docsOf = (ids: number[]): number[][] => {
+    const out: number[][] = [];
+    let cur: number[] = [];
+    for (const t of ids) {
+      if (t === GPT2_EOT) {
+        out.push(cur);
+        cur = [];
+      } else cur.push(t);
+    }
+    return out;
+  };
+  const got = [...docsOf(train), ...docsOf(val)].map((d) => JSON.stringify(d)).sort();
+  const want = texts.map((t) => JSON.stringify(encodeOrdinary(t))).sort();
+  assert.deepEqual(got, want);
+  assert.ok(docsOf(train).length >= 1 && docsOf(val).length >= 1);
+  // Raw bytes are little-endian: "Hello" = 15496 = 0x3C88 → 88 3C.
+  const raw = await fs.readFile(r.files.train);
+  const first = train[0]!;
+  assert.equal(raw[0], first & 0xff);
+  assert.equal(raw[1], first >> 8);
+});
+
+test('a failed run leaves no file under the final names and no temp files', async () => {
+  const out = path.join(dir, 'fail');
+  await assert.rejects(
+    prepareDataset({ source: memorySource(corpus(500), { failAt: 400 }), outDir: out, workers: 2, batchBytes: 512 }),
+    (e: unknown) => e instanceof UserError && /doc400/.test(e.message),
+  );
+  assert.deepEqual(await fs.readdir(out), []);
+});
+
+test('an interrupted run (abort) leaves previous output untouched', async () => {
+  const out = path.join(dir, 'abort');
+  await prepareDataset({ source: memorySource(['one doc', 'two docs']), outDir: out, workers: 1 });
+  const before = await fs.readFile(path.join(out, 'meta.json'), 'utf8');
+  const ac = new AbortController();
+  await assert.rejects(
+    prepareDataset({
+      source: memorySource(corpus(2000)),
+      outDir: out,
+      workers: 2,
+      batchBytes: 256,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.documents > 100) ac.abort();
+      },
+    }),
+  );
+  assert.equal(await fs.readFile(path.join(out, 'meta.json'), 'utf8'), before);
+  assert.deepEqual((await fs.readdir(out)).sort(), ['meta.json', 'train.bin', 'val.bin']);
+});
+
+test('empty corpus and single document are clear UserErrors', async () => {
+  await assert.rejects(prepareDataset({ source: memorySource([]), outDir: path.join(dir, 'e0'), workers: 1 }), /no documents/);
+  await assert.rejects(prepareDataset({ source: memorySource(['x']), outDir: path.join(dir, 'e1'), workers: 1 }), /only 1 document/);
+  assert.deepEqual(await fs.readdir(path.join(dir, 'e1')), []);
+});
