@@ -9,6 +9,7 @@ import type { Command } from './command.js';
  */
 const commands: Record<string, () => Promise<Command>> = {
   prepare: async () => (await import('./prepare.js')).prepareCommand,
+  export: async () => (await import('./export.js')).exportCommand,
   download: async () => (await import('./download.js')).downloadCommand,
 };
 

@@ -5,13 +5,16 @@ import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
 
 /**
- * A small client for the Hugging Face Hub's dataset API: which Parquet files make up a split, and a download
- * into the same cache layout `huggingface_hub` uses, so files fetched by Python tools are reused here and
- * vice versa:
+ * A small client for the Hugging Face Hub: which Parquet files make up a dataset split, and a download of any
+ * repo file (dataset or model) into the same cache layout `huggingface_hub` uses, so files fetched by Python
+ * tools are reused here and vice versa:
  *
  *   {cache}/datasets--owner--name/blobs/{sha256 or git oid}        the content, once
  *   {cache}/datasets--owner--name/snapshots/{commit}/{path}        relative symlink into blobs/
  *   {cache}/datasets--owner--name/refs/{revision}                  the commit a branch/ref pointed to
+ *
+ * Model repos use the same layout under `models--owner--name`. Methods take an optional trailing `repoType`
+ * ('dataset' by default, so dataset callers are unchanged).
  */
 
 export interface HubConfig {
@@ -86,6 +89,16 @@ export interface DownloadProgress {
   cached: boolean;
 }
 
+/** The two kinds of Hub repo this client knows. They differ only in URL prefixes and cache folder names. */
+export type RepoType = 'dataset' | 'model';
+
+/** URL path segment and cache-folder prefix of each repo type, as the Hub and huggingface_hub name them. */
+const REPO_KIND: Record<RepoType, { plural: string; resolvePrefix: string }> = {
+  dataset: { plural: 'datasets', resolvePrefix: '/datasets' },
+  // Model downloads have no type prefix: {endpoint}/{owner}/{name}/resolve/{commit}/{file}.
+  model: { plural: 'models', resolvePrefix: '' },
+};
+
 /** Marks errors caused by the network being unreachable, so callers can fall back to the cache. */
 export class HubNetworkError extends UserError {}
 
@@ -99,9 +112,9 @@ export class HubClient {
     this.config = { ...hubConfigFromEnv(), ...config };
   }
 
-  /** The cache folder of one dataset repo. */
-  repoCacheDir(repo: string): string {
-    return path.join(this.config.cacheDir, `datasets--${repo.split('/').join('--')}`);
+  /** The cache folder of one repo. */
+  repoCacheDir(repo: string, repoType: RepoType = 'dataset'): string {
+    return path.join(this.config.cacheDir, `${REPO_KIND[repoType].plural}--${repo.split('/').join('--')}`);
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -111,53 +124,54 @@ export class HubClient {
   }
 
   /** fetch() with the Hub's failure modes turned into errors that say what to do. */
-  private async fetchHub(url: string, repo: string, what: string, extraHeaders: Record<string, string> = {}): Promise<Response> {
+  private async fetchHub(url: string, repo: string, what: string, extraHeaders: Record<string, string> = {}, repoType: RepoType = 'dataset'): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(url, { headers: this.headers(extraHeaders), redirect: 'follow' });
     } catch (err) {
-      throw this.networkError(err);
+      throw this.networkError(err, repoType);
     }
     if (res.ok || res.status === 416) return res;
     const code = res.headers.get('x-error-code') ?? '';
     const body = await res.text().catch(() => '');
-    const page = `${this.config.endpoint}/datasets/${repo}`;
+    const page = `${this.config.endpoint}${REPO_KIND[repoType].resolvePrefix}/${repo}`;
+    const kind = repoType; // 'dataset' or 'model', for the messages below
     // The Hub answers 401 (not 404) for a repo that does not exist when the request is anonymous, so the
     // error code decides, not just the status.
     if (res.status === 404 || code === 'RepoNotFound') {
       if (code === 'RevisionNotFound') {
-        throw new UserError(`${what}: revision not found in dataset '${repo}' on ${this.config.endpoint}`, 'check --revision (a branch, tag or commit of the dataset)');
+        throw new UserError(`${what}: revision not found in ${kind} '${repo}' on ${this.config.endpoint}`, `check --revision (a branch, tag or commit of the ${kind})`);
       }
-      if (code === 'EntryNotFound') throw new UserError(`${what}: file not found in dataset '${repo}'`, 'the dataset changed while downloading; run again');
+      if (code === 'EntryNotFound') throw new UserError(`${what}: file not found in ${kind} '${repo}'`, `the ${kind} changed while downloading; run again`);
       throw new UserError(
-        `dataset '${repo}' not found on ${this.config.endpoint}`,
-        `check the name (owner/name, as in ${page}); for a private dataset set HF_TOKEN to a token with read access`,
+        `${kind} '${repo}' not found on ${this.config.endpoint}`,
+        `check the name (owner/name, as in ${page}); for a private ${kind} set HF_TOKEN to a token with read access`,
       );
     }
     if (res.status === 401 || res.status === 403) {
-      const gated = code === 'GatedRepo' || /gated|terms|access to (this|the) (dataset|repo)/i.test(body);
+      const gated = code === 'GatedRepo' || /gated|terms|access to (this|the) (dataset|model|repo)/i.test(body);
       throw new UserError(
-        `access to dataset '${repo}' denied by ${this.config.endpoint} (HTTP ${res.status}${code ? ` ${code}` : ''})`,
+        `access to ${kind} '${repo}' denied by ${this.config.endpoint} (HTTP ${res.status}${code ? ` ${code}` : ''})`,
         gated || this.config.token
-          ? `accept the dataset's terms at ${page} while logged in, and set HF_TOKEN to a token of that account`
-          : `set HF_TOKEN to a Hugging Face access token (https://huggingface.co/settings/tokens); gated datasets also need their terms accepted at ${page}`,
+          ? `accept the ${kind}'s terms at ${page} while logged in, and set HF_TOKEN to a token of that account`
+          : `set HF_TOKEN to a Hugging Face access token (https://huggingface.co/settings/tokens); gated ${kind}s also need their terms accepted at ${page}`,
       );
     }
     if (res.status === 429) throw new HubNetworkError(`${what}: rate limited by ${this.config.endpoint} (HTTP 429)`, 'wait a minute and run again; setting HF_TOKEN raises the limits');
     throw new HubNetworkError(`${what}: ${this.config.endpoint} answered HTTP ${res.status} ${res.statusText}${body ? `: ${body.slice(0, 200)}` : ''}`, 'run again later; the Hub may be having trouble');
   }
 
-  private networkError(err: unknown): HubNetworkError {
+  private networkError(err: unknown, repoType: RepoType = 'dataset'): HubNetworkError {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const detail = cause?.code ?? cause?.message ?? (err as Error).message;
     return new HubNetworkError(
       `cannot reach the Hugging Face Hub at ${this.config.endpoint} (${detail})`,
-      'check your network; set HF_ENDPOINT to a reachable mirror, set HF_HUB_OFFLINE=1 to use only the cache, or prepare from local files instead',
+      `check your network; set HF_ENDPOINT to a reachable mirror, set HF_HUB_OFFLINE=1 to use only the cache, or ${repoType === 'model' ? 'load the weights from a local file' : 'prepare from local files'} instead`,
     );
   }
 
-  private async getJson<T>(url: string, repo: string, what: string): Promise<{ data: T; res: Response }> {
-    const res = await this.fetchHub(url, repo, what);
+  private async getJson<T>(url: string, repo: string, what: string, repoType: RepoType = 'dataset'): Promise<{ data: T; res: Response }> {
+    const res = await this.fetchHub(url, repo, what, {}, repoType);
     const text = await res.text();
     try {
       return { data: JSON.parse(text) as T, res };
@@ -166,21 +180,21 @@ export class HubClient {
     }
   }
 
-  /** The commit a branch, tag or ref points to (`GET /api/datasets/{repo}/revision/{rev}`). */
-  async commitOf(repo: string, revision: string): Promise<string> {
-    const url = `${this.config.endpoint}/api/datasets/${repo}/revision/${encodeURIComponent(revision)}`;
-    const { data } = await this.getJson<{ sha?: string }>(url, repo, `resolving revision '${revision}'`);
+  /** The commit a branch, tag or ref points to (`GET /api/{datasets|models}/{repo}/revision/{rev}`). */
+  async commitOf(repo: string, revision: string, repoType: RepoType = 'dataset'): Promise<string> {
+    const url = `${this.config.endpoint}/api/${REPO_KIND[repoType].plural}/${repo}/revision/${encodeURIComponent(revision)}`;
+    const { data } = await this.getJson<{ sha?: string }>(url, repo, `resolving revision '${revision}'`, repoType);
     if (!data.sha) throw new HubNetworkError(`resolving revision '${revision}' of '${repo}': the answer has no commit`, 'check HF_ENDPOINT points at a Hugging Face Hub');
     return data.sha;
   }
 
-  /** Every file of the repo at a commit (`GET /api/datasets/{repo}/tree/{commit}?recursive=true`, paginated). */
-  async listFiles(repo: string, commit: string): Promise<HubFile[]> {
+  /** Every file of the repo at a commit (`GET /api/{datasets|models}/{repo}/tree/{commit}?recursive=true`, paginated). */
+  async listFiles(repo: string, commit: string, repoType: RepoType = 'dataset'): Promise<HubFile[]> {
     type Entry = { type: string; path: string; size?: number; oid?: string; lfs?: { oid?: string; sha256?: string; size?: number } };
     const out: HubFile[] = [];
-    let url: string | undefined = `${this.config.endpoint}/api/datasets/${repo}/tree/${encodeURIComponent(commit)}?recursive=true`;
+    let url: string | undefined = `${this.config.endpoint}/api/${REPO_KIND[repoType].plural}/${repo}/tree/${encodeURIComponent(commit)}?recursive=true`;
     while (url) {
-      const { data, res }: { data: Entry[]; res: Response } = await this.getJson<Entry[]>(url, repo, 'listing files');
+      const { data, res }: { data: Entry[]; res: Response } = await this.getJson<Entry[]>(url, repo, 'listing files', repoType);
       for (const e of data) {
         if (e.type !== 'file') continue;
         out.push({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, gitOid: e.oid, sha256: e.lfs?.oid ?? e.lfs?.sha256 });
@@ -240,8 +254,8 @@ export class HubClient {
   }
 
   /** The commit and files of a revision already in the cache, for offline use. */
-  async cachedSnapshot(repo: string, revision: string): Promise<{ commit: string; files: HubFile[] } | undefined> {
-    const dir = this.repoCacheDir(repo);
+  async cachedSnapshot(repo: string, revision: string, repoType: RepoType = 'dataset'): Promise<{ commit: string; files: HubFile[] } | undefined> {
+    const dir = this.repoCacheDir(repo, repoType);
     let commit = revision;
     try {
       commit = (await fs.readFile(path.join(dir, 'refs', revision), 'utf8')).trim();
@@ -265,9 +279,10 @@ export class HubClient {
     return { commit, files };
   }
 
-  private async writeRef(repo: string, revision: string, commit: string): Promise<void> {
+  /** Records in the cache which commit `revision` resolved to, so offline runs (ours and Python's) find it. */
+  async writeRef(repo: string, revision: string, commit: string, repoType: RepoType = 'dataset'): Promise<void> {
     if (revision === commit) return;
-    const refPath = path.join(this.repoCacheDir(repo), 'refs', ...revision.split('/'));
+    const refPath = path.join(this.repoCacheDir(repo, repoType), 'refs', ...revision.split('/'));
     await fs.mkdir(path.dirname(refPath), { recursive: true });
     // A ref is tiny and rewritten whole; temp + rename keeps a concurrent reader from seeing half a hash.
     const tmp = `${refPath}.${process.pid}.tmp`;
@@ -276,8 +291,8 @@ export class HubClient {
   }
 
   /** Path of a file inside the snapshot folder of a commit (where it appears once downloaded). */
-  snapshotPath(repo: string, commit: string, file: string): string {
-    return path.join(this.repoCacheDir(repo), 'snapshots', commit, ...file.split('/'));
+  snapshotPath(repo: string, commit: string, file: string, repoType: RepoType = 'dataset'): string {
+    return path.join(this.repoCacheDir(repo, repoType), 'snapshots', commit, ...file.split('/'));
   }
 
   /**
@@ -285,8 +300,8 @@ export class HubClient {
    * without any request; a partial `.incomplete` blob from an earlier attempt is resumed with an HTTP Range
    * request; the finished blob is verified (size, and sha256 or git oid) before it is renamed into place.
    */
-  async download(repo: string, commit: string, file: HubFile, onProgress?: (p: DownloadProgress) => void): Promise<string> {
-    const snap = this.snapshotPath(repo, commit, file.path);
+  async download(repo: string, commit: string, file: HubFile, onProgress?: (p: DownloadProgress) => void, repoType: RepoType = 'dataset'): Promise<string> {
+    const snap = this.snapshotPath(repo, commit, file.path, repoType);
     const blobId = file.sha256 ?? file.gitOid;
     if (!blobId) {
       // Listed from the cache (offline): the snapshot entry is all there is.
@@ -296,7 +311,7 @@ export class HubClient {
       }
       throw new UserError(`${file.path} of '${repo}' is missing from the cache`, 'run again with network access');
     }
-    const blob = path.join(this.repoCacheDir(repo), 'blobs', blobId);
+    const blob = path.join(this.repoCacheDir(repo, repoType), 'blobs', blobId);
     const st = await fs.stat(blob).catch(() => undefined);
     if (st?.isFile() && st.size === file.size) {
       await linkSnapshot(blob, snap);
@@ -304,16 +319,16 @@ export class HubClient {
       return snap;
     }
     if (this.config.offline) throw new UserError(`${file.path} of '${repo}' is not in the cache and HF_HUB_OFFLINE is set`, 'unset HF_HUB_OFFLINE to download it');
-    const url = `${this.config.endpoint}/datasets/${repo}/resolve/${commit}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+    const url = `${this.config.endpoint}${REPO_KIND[repoType].resolvePrefix}/${repo}/resolve/${commit}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
     await fs.mkdir(path.dirname(blob), { recursive: true });
-    await this.fetchToFile(url, repo, file, `${blob}.incomplete`, onProgress);
+    await this.fetchToFile(url, repo, file, `${blob}.incomplete`, onProgress, repoType);
     await verifyBlob(`${blob}.incomplete`, file);
     await fs.rename(`${blob}.incomplete`, blob);
     await linkSnapshot(blob, snap);
     return snap;
   }
 
-  private async fetchToFile(url: string, repo: string, file: HubFile, partial: string, onProgress?: (p: DownloadProgress) => void): Promise<void> {
+  private async fetchToFile(url: string, repo: string, file: HubFile, partial: string, onProgress?: (p: DownloadProgress) => void, repoType: RepoType = 'dataset'): Promise<void> {
     let failures = 0;
     let lastError: unknown;
     const startSize = (await fs.stat(partial).catch(() => undefined))?.size ?? 0;
@@ -336,7 +351,7 @@ export class HubClient {
       if (failures > 0) await sleep(Math.min(10_000, this.config.retryDelayMs * 2 ** (failures - 1)));
       let res: Response;
       try {
-        res = await this.fetchHub(url, repo, `downloading ${file.path}`, have > 0 ? { range: `bytes=${have}-` } : {});
+        res = await this.fetchHub(url, repo, `downloading ${file.path}`, have > 0 ? { range: `bytes=${have}-` } : {}, repoType);
       } catch (err) {
         if (!(err instanceof HubNetworkError)) throw err;
         failures++;

@@ -6,3 +6,4 @@ export * from './functional.js';
 export * from './grad-mode.js';
 export { scope, keep } from './scope.js';
 export { AdamW, clipGradNorm, gradNorm, zeroGrad, type AdamWOptions, type ParamGroup } from './optim.js';
+export { toBytes, fromBytes } from './bytes.js';

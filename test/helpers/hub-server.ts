@@ -8,6 +8,7 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
  *   GET /api/datasets/{repo}/revision/{rev}              → { id, sha }
  *   GET /api/datasets/{repo}/tree/{rev}?recursive=true   → [{ type, path, size, oid, lfs? }], paginated by Link
  *   GET /datasets/{repo}/resolve/{rev}/{path}            → the bytes, honouring Range
+ * Model repos (`type: 'model'`) are served the same way under /api/models/{repo}/... and /{repo}/resolve/...
  * It records every request, can require a token (a gated repo), and can cut a download mid-file.
  */
 
@@ -16,6 +17,8 @@ export interface FixtureRevision {
 }
 
 export interface FixtureRepo {
+  /** Dataset (the default) or model repo: decides which URL prefixes reach it. */
+  type?: 'dataset' | 'model';
   /** Revisions by name (main, refs/convert/parquet); each gets a made-up 40-hex commit. */
   revisions: Record<string, FixtureRevision>;
   /** If set, every request for this repo needs `Authorization: Bearer <token>`. */
@@ -79,12 +82,16 @@ export async function startHubServer(repos: Record<string, FixtureRepo>, opts: {
     };
     // Path segments stay percent-encoded until split, so an encoded ref (refs%2Fconvert%2Fparquet) is one segment.
     const seg = url.pathname.split('/').slice(1).map(decodeURIComponent);
-    const api = seg[0] === 'api' && seg[1] === 'datasets';
+    const api = seg[0] === 'api' && (seg[1] === 'datasets' || seg[1] === 'models');
     const dl = seg[0] === 'datasets' && seg[3] === 'resolve';
-    if (!api && !dl) return send(404, { error: 'no such route' });
+    // Model downloads carry no type prefix: /{owner}/{name}/resolve/{rev}/{path}.
+    const modelDl = !api && !dl && seg[0] !== 'api' && seg[0] !== 'datasets' && seg[2] === 'resolve';
+    if (!api && !dl && !modelDl) return send(404, { error: 'no such route' });
+    const wantType = (api ? seg[1] === 'models' : modelDl) ? 'model' : 'dataset';
+    if (modelDl) seg.unshift('models'); // align the segments with the dataset download route below
     const repoName = api ? `${seg[2]}/${seg[3]}` : `${seg[1]}/${seg[2]}`;
     const repo = repos[repoName];
-    if (!repo) return send(404, { error: 'Repository not found' }, { 'x-error-code': 'RepoNotFound' });
+    if (!repo || (repo.type ?? 'dataset') !== wantType) return send(404, { error: 'Repository not found' }, { 'x-error-code': 'RepoNotFound' });
     if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`) {
       return send(401, { error: 'Access to dataset is restricted. You must have access to it and be authenticated to access it.' }, { 'x-error-code': 'GatedRepo' });
     }
@@ -96,14 +103,16 @@ export async function startHubServer(repos: Record<string, FixtureRepo>, opts: {
       const revName = Object.keys(repo.revisions).find((n) => repo.revisions[n] === r)!;
       if (kind === 'revision') return send(200, { id: repoName, sha: commitOf(repoName, revName) });
       if (kind === 'tree') {
+        // Parquet and safetensors files are stored with Git LFS on the Hub, as real repos store them.
+        const isLfs = (p: string): boolean => p.endsWith('.parquet') || p.endsWith('.safetensors');
         const entries = Object.entries(r.files)
           .sort(([a], [b]) => (a < b ? -1 : 1))
           .map(([p, bytes]) => ({
             type: 'file',
             path: p,
-            size: p.endsWith('.parquet') ? 134 : bytes.byteLength, // LFS files: the pointer's size, as the Hub reports
+            size: isLfs(p) ? 134 : bytes.byteLength, // LFS files: the pointer's size, as the Hub reports
             oid: gitOid(bytes),
-            ...(p.endsWith('.parquet') ? { lfs: { oid: sha256(bytes), size: bytes.byteLength, pointerSize: 134 } } : {}),
+            ...(isLfs(p) ? { lfs: { oid: sha256(bytes), size: bytes.byteLength, pointerSize: 134 } } : {}),
           }));
         const dirs = [...new Set(entries.flatMap((e) => e.path.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/'))))];
         const all = [...dirs.map((d) => ({ type: 'directory', path: d, size: 0, oid: gitOid(new Uint8Array()) })), ...entries];

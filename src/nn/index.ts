@@ -1,0 +1,2 @@
+export { Module } from './module.js';
+export { Linear, LayerNorm, Embedding, Dropout, ModuleList } from './layers.js';

@@ -1,0 +1,324 @@
+// The training loop: nanoGPT's recipe (AdamW, warmup + cosine LR, gradient accumulation, clipping, bf16 autocast,
+// periodic evaluation, best checkpoint, snapshots with exact resume), data-parallel when given a process group.
+import * as os from 'node:os';
+import * as torch from '../torch/index.js';
+import type { ProcessGroup } from '../torch/dist/index.js';
+import { UserError } from '../util/errors.js';
+import { GPT } from '../gpt/model.js';
+import { flopsPerToken } from '../gpt/config.js';
+import type { TrainConfig } from './config-schema.js';
+import { resolveRunPath } from './config.js';
+import { BatchLoader, type SamplerState, type Split } from './data.js';
+import { SamplerRng } from './rng.js';
+import { learningRate } from './lr-schedule.js';
+import { loadModel, pathExists, restoreOptimizer, saveModel, saveSnapshot, type TrainState } from './checkpoint.js';
+import { initialModel, makeOptimizer } from './model-init.js';
+import { formatCount, formatDuration, MetricsLog } from './metrics.js';
+import { GradientSync, parameterChecksum } from './ddp.js';
+
+export interface DistContext {
+  pg: ProcessGroup;
+  rank: number;
+  worldSize: number;
+  localWorldSize: number;
+}
+
+export interface TrainOptions {
+  config: TrainConfig;
+  dist?: DistContext;
+  /** Human log lines (stderr by default). */
+  log?: (line: string) => void;
+  /** Aborting stops after the current step, writes a snapshot and resolves with interrupted = true. */
+  signal?: AbortSignal;
+  /** Called after every optimizer step (tests use it to look at the model). */
+  onStep?: (info: { iter: number; loss: number; model: GPT }) => void;
+}
+
+export interface TrainResult {
+  iter: number;
+  bestValLoss: number;
+  lastLosses: { train: number; val: number } | null;
+  trainLosses: number[];
+  tokens: number;
+  interrupted: boolean;
+  ms: number;
+  model: GPT;
+}
+
+function chooseThreads(c: TrainConfig, localWorldSize: number): number {
+  if (c.threads > 0) return c.threads;
+  const env = Number(process.env.NANOGPT_THREADS);
+  if (Number.isInteger(env) && env > 0) return env;
+  return Math.max(1, Math.floor(os.availableParallelism() / localWorldSize));
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const c = opts.config;
+  const t = c.trainer_config;
+  const dist = opts.dist;
+  const rank = dist?.rank ?? 0;
+  const world = dist?.worldSize ?? 1;
+  const isMain = rank === 0;
+  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const say = (s: string): void => {
+    if (isMain) log(s);
+  };
+  const started = Date.now();
+
+  if (t.device !== 'cpu' && !torch.version().cuda) {
+    throw new UserError(`trainer_config.device is ${t.device}, but this libtorch has no CUDA`, 'set trainer_config.device: cpu, or build against a CUDA libtorch (LIBTORCH=...)');
+  }
+  const threads = chooseThreads(c, dist?.localWorldSize ?? 1);
+  torch.setNumThreads(threads);
+  torch.manualSeed(c.seed);
+
+  const modelPath = resolveRunPath(c.out_dir, t.model_path);
+  const snapshotPath = resolveRunPath(c.out_dir, t.snapshot_path);
+
+  // ---- model and state: resume from the snapshot when there is one, else initialise (rank 0 decides).
+  let model: GPT;
+  let state: TrainState | null = null;
+  let opt: torch.AdamW;
+  const resume = isMain ? await pathExists(snapshotPath) : false;
+  let snapshotStates: { sampler: SamplerState[]; rng: string[] } | null = null;
+  if (isMain && resume) {
+    say(`resuming from snapshot ${snapshotPath}`);
+    const loaded = await loadModel(snapshotPath, { dropout: c.model.dropout });
+    model = loaded.model;
+    opt = makeOptimizer(model, c);
+    try {
+      state = await restoreOptimizer(loaded.reader, model, opt);
+      const perRank = loaded.reader.metadata.rank_states;
+      snapshotStates = perRank ? (JSON.parse(perRank) as { sampler: SamplerState[]; rng: string[] }) : null;
+    } finally {
+      await loaded.reader.close();
+    }
+  } else if (isMain) {
+    model = await initialModel(c, say);
+    opt = makeOptimizer(model, c);
+  }
+  if (dist) {
+    // Other ranks build the same shape from rank 0's description, then take its weights (and moments).
+    const key = 'nanogpt/init';
+    if (isMain) await dist.pg.storeSet(key, JSON.stringify({ modelConfig: model!.config, state, snapshotStates }));
+    const shared = JSON.parse(await dist.pg.storeGet(key)) as { modelConfig: GPT['config']; state: TrainState | null; snapshotStates: typeof snapshotStates };
+    if (!isMain) {
+      model = new GPT(shared.modelConfig);
+      opt = makeOptimizer(model, c);
+      state = shared.state;
+      snapshotStates = shared.snapshotStates;
+    }
+    for (const p of model!.parameters()) await dist.pg.broadcast(p, 0);
+    if (state) for (const m of [...opt!.expAvg, ...opt!.expAvgSq]) await dist.pg.broadcast(m, 0);
+  }
+  model = model!;
+  opt = opt!;
+  if (c.block_size > model.config.blockSize) {
+    throw new UserError(`block_size ${c.block_size} exceeds the model's context of ${model.config.blockSize}`, `set block_size to at most ${model.config.blockSize}`);
+  }
+
+  // ---- data: each rank its own sample stream
+  const loader = new BatchLoader(c.data_dir, c.block_size, t.batch_size, c.seed + rank, t.device);
+  let iter = 0;
+  let bestValLoss = Infinity;
+  let tokens = 0;
+  if (state) {
+    iter = state.iter;
+    bestValLoss = state.bestValLoss;
+    tokens = state.tokens;
+    opt.step = state.optimizerStep;
+    const sameWorld = snapshotStates && snapshotStates.sampler.length === world;
+    if (sameWorld) {
+      loader.setState(snapshotStates!.sampler[rank]!);
+      torch.setRngState(Buffer.from(snapshotStates!.rng[rank]!, 'base64'));
+    } else {
+      // A different world size: fresh, rank-distinct streams (the run continues, not bit-identically).
+      loader.setState({ train: new SamplerRng(c.seed + rank + 7919 * iter).getState(), val: new SamplerRng(c.seed + rank + 7919 * iter + 1).getState() });
+      torch.manualSeed(c.seed + rank + iter);
+      say(`snapshot was written at world size ${snapshotStates?.sampler.length ?? '?'}; now ${world}: data streams re-seeded`);
+    }
+  } else if (world > 1) {
+    torch.manualSeed(c.seed + rank); // distinct dropout masks per rank; weights already broadcast
+  }
+
+  const metrics = new MetricsLog(isMain ? c.out_dir : null, state === null);
+  const accum = t.gradient_accumulation_steps;
+  const tokensPerStep = t.batch_size * c.block_size * accum * world;
+  const nParams = model.countParameters(false);
+  const flopsPerStep = flopsPerToken(model.config, model.countParameters(true), c.block_size) * tokensPerStep;
+  const bf16 = t.mixed_precision === 'bf16';
+  const withPrecision = <T>(fn: () => T): T => (bf16 ? torch.autocast(fn, { dtype: 'bfloat16' }) : fn());
+  const sync = dist ? new GradientSync(dist.pg, model.parameters()) : null;
+
+  say(
+    `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${dist?.localWorldSize ?? 1} per host) · ${threads} threads/process · ` +
+      `global batch ${t.batch_size} × ${accum} × ${world} = ${t.batch_size * accum * world} sequences (${formatCount(tokensPerStep)} tokens) · ${t.mixed_precision}`,
+  );
+  metrics.write({ type: 'start', world, threads, params: nParams, tokens_per_step: tokensPerStep, config: c, resumed_at: state ? iter : null });
+
+  // ---- helpers
+  const evaluate = async (): Promise<{ train: number; val: number }> => {
+    model.eval();
+    const out: Record<Split, number> = { train: 0, val: 0 };
+    for (const split of ['train', 'val'] as const) {
+      let sum = 0;
+      for (let k = 0; k < t.eval_iters; k++) {
+        sum += torch.scope(() =>
+          torch.noGrad(() => {
+            const { x, y } = loader.next(split);
+            return withPrecision(() => model.forward(x, y).loss!).item();
+          }),
+        );
+      }
+      out[split] = sum / t.eval_iters;
+    }
+    model.train();
+    if (dist) {
+      const both = torch.tensor([out.train, out.val], { dtype: 'float64' });
+      await dist.pg.allreduce(both, 'avg');
+      const [tr, va] = both.toArray() as number[];
+      both.dispose();
+      return { train: tr!, val: va! };
+    }
+    return out;
+  };
+
+  const currentState = (): TrainState => ({
+    iter,
+    optimizerStep: opt.step,
+    bestValLoss,
+    tokens,
+    sampler: loader.getState(),
+    rng: Buffer.from(torch.getRngState()).toString('base64'),
+    worldSize: world,
+  });
+
+  const writeSnapshot = async (): Promise<void> => {
+    // Every rank's sampler and RNG state goes in, so a resume at the same world size is exact on every rank.
+    let perRank = { sampler: [loader.getState()], rng: [currentState().rng] };
+    if (dist) {
+      const key = `nanogpt/rankstate/${iter}/${Date.now() % 1e9}`;
+      const mine = JSON.stringify({ sampler: loader.getState(), rng: currentState().rng });
+      const tag = isMain ? key : '';
+      // rank 0 chooses the key; others learn it through the store
+      if (isMain) await dist.pg.storeSet(`nanogpt/snapkey/${iter}`, tag);
+      const k = isMain ? key : await dist.pg.storeGet(`nanogpt/snapkey/${iter}`);
+      await dist.pg.storeSet(`${k}/${rank}`, mine);
+      if (isMain) {
+        perRank = { sampler: [], rng: [] };
+        for (let r = 0; r < world; r++) {
+          const s = JSON.parse(await dist.pg.storeGet(`${k}/${r}`)) as { sampler: SamplerState; rng: string };
+          perRank.sampler.push(s.sampler);
+          perRank.rng.push(s.rng);
+        }
+      }
+    }
+    if (isMain) {
+      const t0 = Date.now();
+      await saveSnapshot(snapshotPath, model, opt, currentState(), c, { rank_states: JSON.stringify(perRank) });
+      say(`snapshot saved to ${snapshotPath} (${Date.now() - t0} ms)`);
+    }
+    if (dist) await dist.pg.barrier(); // the others wait until the snapshot is complete
+  };
+
+  const checkConsistency = async (): Promise<void> => {
+    if (!dist) return;
+    const local = torch.tensor([parameterChecksum(model)], { dtype: 'float64' });
+    const all = await dist.pg.allgather(local);
+    const values = all.map((a) => a.item());
+    local.dispose();
+    all.forEach((a) => a.dispose());
+    const bad = values.map((v, r) => (v === values[0] ? -1 : r)).filter((r) => r >= 0);
+    if (bad.length) {
+      throw new Error(`parameters diverged across ranks at iteration ${iter}: rank(s) ${bad.join(', ')} differ from rank 0 (checksums ${values.join(', ')})`);
+    }
+  };
+
+  // ---- the loop
+  let lastLosses: { train: number; val: number } | null = null;
+  const trainLosses: number[] = [];
+  let skipEvalOnce = state !== null; // the snapshot was written right after this iteration's evaluation
+  let interrupted = false;
+  const loopStart = Date.now();
+  for (;;) {
+    const lr = learningRate(iter, t, c.optimizer_config.learning_rate);
+    const evalNow = (iter % t.eval_interval === 0 || iter === t.max_iters || t.eval_only) && !skipEvalOnce;
+    if (evalNow) {
+      const losses = await evaluate();
+      lastLosses = losses;
+      say(`step ${iter}: train loss ${losses.train.toFixed(4)}, val loss ${losses.val.toFixed(4)}`);
+      metrics.write({ type: 'eval', iter, train_loss: losses.train, val_loss: losses.val, lr, tokens });
+      if (t.eval_only) break;
+      if (losses.val < bestValLoss) {
+        bestValLoss = losses.val;
+        if (iter > 0 || t.max_iters === 0) {
+          if (isMain) {
+            await saveModel(modelPath, model, { iter, val_loss: losses.val, train_config: c });
+            say(`saved best model (val loss ${losses.val.toFixed(4)}) to ${modelPath}`);
+          }
+        }
+      }
+      if (iter > 0 || t.max_iters === 0) await writeSnapshot();
+    } else if (!skipEvalOnce && t.snapshot_interval > 0 && iter > 0 && iter % t.snapshot_interval === 0) {
+      await writeSnapshot();
+    }
+    skipEvalOnce = false;
+    if (dist && iter > 0 && (iter === t.max_iters || (c.distributed.check_interval > 0 && iter % c.distributed.check_interval === 0))) await checkConsistency();
+    if (iter >= t.max_iters) break;
+    let stop = opts.signal?.aborted ?? false;
+    if (dist) {
+      // Ranks agree on stopping (a signal may reach them at different steps), so their collectives stay aligned.
+      const flag = torch.tensor([stop ? 1 : 0]);
+      await dist.pg.allreduce(flag, 'max');
+      stop = flag.item() > 0;
+      flag.dispose();
+    }
+    if (stop) {
+      say(`interrupted at iteration ${iter}: writing a snapshot so the same command resumes here`);
+      await writeSnapshot();
+      interrupted = true;
+      break;
+    }
+
+    // one optimizer step
+    const t0 = performance.now();
+    let lossSum = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const scaled = torch.scope(() => {
+        const { x, y } = loader.next('train');
+        const loss = withPrecision(() => model.forward(x, y).loss!);
+        lossSum += loss.item();
+        return loss.div(accum);
+      });
+      await scaled.backwardAsync();
+      scaled.dispose();
+    }
+    if (sync) await sync.averageGradients();
+    const gradNorm = t.grad_clip > 0 ? torch.clipGradNorm(model.parameters(), t.grad_clip) : torch.gradNorm(model.parameters());
+    opt.stepWith(lr);
+    opt.zeroGrad();
+    const ms = performance.now() - t0;
+    const loss = lossSum / accum;
+    trainLosses.push(loss);
+    tokens += tokensPerStep;
+    iter += 1;
+    opts.onStep?.({ iter, loss, model });
+    if (iter % t.log_interval === 0 || iter === t.max_iters) {
+      const tokPerS = tokensPerStep / (ms / 1000);
+      const mfu = t.peak_flops > 0 ? flopsPerStep / (ms / 1000) / (t.peak_flops * world) : null;
+      say(
+        `iter ${iter}: loss ${loss.toFixed(4)}, lr ${lr.toExponential(2)}, grad norm ${gradNorm.toFixed(3)}, ${ms.toFixed(0)} ms, ` +
+          `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}`,
+      );
+      metrics.write({ type: 'train', iter, loss, lr, grad_norm: gradNorm, ms, tokens_per_s: tokPerS, mfu, tokens });
+    }
+  }
+  loader.close();
+  const ms = Date.now() - started;
+  if (!t.eval_only && !interrupted) {
+    say(`Training completed! Total time taken: ${formatDuration(ms)} (${formatCount(tokens)} tokens, ${formatCount(Math.round(tokens / Math.max(1e-3, (Date.now() - loopStart) / 1000)))} tok/s overall)`);
+  }
+  metrics.write({ type: 'end', iter, best_val_loss: bestValLoss, tokens, ms, interrupted });
+  opt.dispose();
+  return { iter, bestValLoss, lastLosses, trainLosses, tokens, interrupted, ms, model };
+}

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/train/config.js';
+import { learningRate } from '../../src/train/lr-schedule.js';
+import { UserError } from '../../src/util/errors.js';
+
+const reference = fileURLToPath(new URL('../../../../shared/reference/gpt2_train_cfg.yaml', import.meta.url));
+
+function tmpYaml(text: string): string {
+  const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'nanogpt-cfg-')), 'c.yaml');
+  writeFileSync(f, text);
+  return f;
+}
+
+test('the reference gpt2_train_cfg.yaml loads unchanged with its values', () => {
+  const c = loadConfig({ file: reference });
+  assert.equal(c.data_dir, './data/openwebtext');
+  assert.equal(c.block_size, 1024);
+  assert.equal(c.optimizer_config.learning_rate, 6e-4);
+  assert.equal(c.optimizer_config.weight_decay, 0.1);
+  assert.equal(c.optimizer_config.beta2, 0.95);
+  assert.equal(c.trainer_config.mixed_precision, 'bf16');
+  assert.equal(c.trainer_config.eval_only, false);
+  assert.equal(c.trainer_config.batch_size, 32);
+  assert.equal(c.trainer_config.gradient_accumulation_steps, 2);
+  assert.equal(c.trainer_config.decay_lr, true);
+  assert.equal(c.trainer_config.min_lr, 6e-5);
+  assert.equal(c.trainer_config.model_path, 'ckpt.pt');
+  // our own keys get defaults
+  assert.equal(c.init_from, 'scratch');
+  assert.equal(c.model.preset, 'gpt2');
+});
+
+test('overrides by dotted key, parsed as YAML scalars', () => {
+  const c = loadConfig({ file: reference, overrides: new Map([['trainer_config.batch_size', '8'], ['model.preset', 'gpt2-tiny'], ['trainer_config.eval_only', 'True'], ['seed', '3']]) });
+  assert.equal(c.trainer_config.batch_size, 8);
+  assert.equal(c.model.preset, 'gpt2-tiny');
+  assert.equal(c.trainer_config.eval_only, true);
+  assert.equal(c.seed, 3);
+});
+
+test('an unknown key is an error listing the valid ones', () => {
+  assert.throws(() => loadConfig({ file: tmpYaml('trainer_config:\n  batchsize: 8\n') }), (e: unknown) => {
+    assert.ok(e instanceof UserError);
+    assert.match(e.message, /unknown key 'trainer_config\.batchsize'/);
+    assert.match(e.message, /batch_size/);
+    return true;
+  });
+  assert.throws(() => loadConfig({ overrides: { learning_rate: '1' } }), /unknown key 'learning_rate'.*\n.*optimizer_config/s);
+});
+
+test('a wrong type names the key, the value and the expected type', () => {
+  assert.throws(() => loadConfig({ file: tmpYaml('trainer_config:\n  batch_size: many\n') }), /trainer_config\.batch_size = "many" is not a integer/);
+  assert.throws(() => loadConfig({ overrides: { 'trainer_config.mixed_precision': 'fp8' } }), /mixed_precision = "fp8" is not one of bf16, fp32/);
+  assert.throws(() => loadConfig({ overrides: { 'trainer_config.batch_size': '2.5' } }), /batch_size = 2.5 is not a integer/);
+  assert.throws(() => loadConfig({ file: tmpYaml('optimizer_config: 3\n') }), /optimizer_config must be a mapping/);
+  assert.throws(() => loadConfig({ file: tmpYaml('a: [\n') }), /is not valid YAML/);
+  assert.throws(() => loadConfig({ file: '/nonexistent/cfg.yaml' }), /cannot read config file \/nonexistent\/cfg\.yaml: ENOENT/);
+  assert.throws(() => loadConfig({ overrides: { 'trainer_config.batch_size': '0' } }), /batch_size must be at least 1/);
+  assert.throws(() => loadConfig({ overrides: { 'trainer_config.min_lr': '1' } }), /min_lr \(1\) is above max_lr/);
+});
+
+test('learning-rate schedule: linear warmup, cosine decay, floor', () => {
+  const c = loadConfig({ overrides: { 'trainer_config.warmup_iters': '10', 'trainer_config.lr_decay_iters': '110', 'trainer_config.max_lr': '1', 'trainer_config.min_lr': '0.1' } }).trainer_config;
+  assert.ok(Math.abs(learningRate(0, c, 0) - 1 / 11) < 1e-12);
+  assert.ok(Math.abs(learningRate(9, c, 0) - 10 / 11) < 1e-12);
+  assert.equal(learningRate(10, c, 0), 1);
+  assert.ok(Math.abs(learningRate(60, c, 0) - 0.55) < 1e-12); // halfway: min + 0.5 (max - min)
+  assert.ok(Math.abs(learningRate(110, c, 0) - 0.1) < 1e-12);
+  assert.equal(learningRate(500, c, 0), 0.1);
+  assert.equal(learningRate(5, { ...c, decay_lr: false }, 0.3), 0.3);
+});
