@@ -10,6 +10,8 @@ import type { Command } from './command.js';
 const commands: Record<string, () => Promise<Command>> = {
   prepare: async () => (await import('./prepare.js')).prepareCommand,
   export: async () => (await import('./export.js')).exportCommand,
+  train: async () => (await import('./train.js')).trainCommand,
+  launch: async () => (await import('./launch.js')).launchCommand,
   download: async () => (await import('./download.js')).downloadCommand,
 };
 

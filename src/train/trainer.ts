@@ -228,6 +228,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const values = all.map((a) => a.item());
     local.dispose();
     all.forEach((a) => a.dispose());
+    if (iter === t.max_iters) log(`parameter checksum at iteration ${iter}: ${values[rank]}`);
     const bad = values.map((v, r) => (v === values[0] ? -1 : r)).filter((r) => r >= 0);
     if (bad.length) {
       throw new Error(`parameters diverged across ranks at iteration ${iter}: rank(s) ${bad.join(', ')} differ from rank 0 (checksums ${values.join(', ')})`);

@@ -1,0 +1,156 @@
+// `nanogpt launch`: start the ranks of a distributed run — N on this machine (like torchrun), or across the
+// machines of a hosts file through mpirun (else ssh), as the original tutorial did by hand.
+import { accessSync, constants as fsConstants } from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from './command.js';
+import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
+import { UserError } from '../util/errors.js';
+import { DEFAULT_MASTER_PORT } from '../dist/env.js';
+import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../dist/launch.js';
+import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, readHostsFile, sshArgs } from '../dist/hosts.js';
+import { defaultThreads, findTcmalloc, threadEnv, withPreload } from '../dist/threads.js';
+
+const help = `nanogpt launch — start the ranks of a distributed run
+
+Usage:
+  nanogpt launch --nproc_per_node N [options] -- <command> [args...]
+  nanogpt launch --hosts FILE [--nproc_per_node N] [options] -- <command> [args...]
+
+<command> is a nanogpt subcommand (train --config x.yaml) or a node script (path/to/script.js args...).
+Every rank gets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT (mpirun ranks
+get Open MPI's OMPI_COMM_WORLD_* instead, which nanogpt reads too). Output lines are prefixed with [rank k].
+When a rank fails, the others are stopped and the launcher exits non-zero naming the rank.
+
+Options:
+  --nproc_per_node N  ranks per machine (default 1; with --hosts, default: each host's slots=N, else 1)
+  --hosts FILE        one machine per line (localhost, node1, node2; optional slots=N; # comments);
+                      runs through mpirun when installed, else ssh (passwordless, same install path on every host)
+  --master_addr A     where rank 0 listens (default 127.0.0.1; with --hosts the first host's address)
+  --master_port P     rendezvous port (default: a free port; ${DEFAULT_MASTER_PORT} when rank 0 is on another machine)
+  --threads T         intra-op threads per rank (default: physical cores / ranks on this machine)
+  --tcmalloc          preload Debian's tcmalloc (apt-get install libtcmalloc-minimal4)
+  --timeout S         seconds the other ranks get to exit after one fails, before SIGKILL (default 10)
+  --dry_run           print what would run, start nothing
+
+Examples:
+  nanogpt launch --nproc_per_node 2 -- train --config config.yaml
+  nanogpt launch --hosts ~/hosts --threads 8 --tcmalloc -- train --config config.yaml
+`;
+
+function which(program: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const p = path.join(dir, program);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/** NANOGPT_* settings of this shell, so remote ranks (which do not inherit our environment) see them too. */
+function nanogptVars(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('NANOGPT_') && v !== undefined) out[k] = v;
+  return out;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(
+    argv,
+    { values: ['nproc_per_node', 'hosts', 'master_addr', 'master_port', 'threads', 'timeout'], booleans: ['tcmalloc', 'dry_run'] },
+    'launch',
+  );
+  if (args.positionals.length > 0) {
+    throw new UserError(`unexpected argument '${args.positionals[0]}' before --`, `put the command each rank runs after --: nanogpt launch --nproc_per_node 2 -- ${args.positionals.join(' ')}`);
+  }
+  if (!argv.includes('--')) {
+    throw new UserError('missing -- before the command to launch', 'write e.g. nanogpt launch --nproc_per_node 2 -- train --config config.yaml');
+  }
+  const command = resolveCommand(args.rest);
+  const nprocGiven = flagString(args, 'nproc_per_node') !== undefined;
+  const nproc = flagNumber(args, 'nproc_per_node', 1, { integer: true, min: 1 });
+  const graceMs = flagNumber(args, 'timeout', 10, { min: 0 }) * 1000;
+  const threadsFlag = flagString(args, 'threads') !== undefined ? flagNumber(args, 'threads', 1, { integer: true, min: 1 }) : undefined;
+  const masterPortFlag = flagString(args, 'master_port') !== undefined ? flagNumber(args, 'master_port', 0, { integer: true, min: 1, max: 65535 }) : undefined;
+  const masterAddrFlag = flagString(args, 'master_addr');
+  const dryRun = flagBoolean(args, 'dry_run');
+  const hostsFile = flagString(args, 'hosts');
+
+  const extraEnv: Record<string, string> = {};
+  if (flagBoolean(args, 'tcmalloc')) extraEnv.LD_PRELOAD = withPreload(process.env.LD_PRELOAD, findTcmalloc());
+  const say = (line: string): void => void process.stderr.write(`nanogpt launch: ${line}\n`);
+  let specs: ProcSpec[];
+
+  if (hostsFile === undefined) {
+    // ---- N ranks on this machine.
+    const envThreads = Number(process.env.NANOGPT_THREADS);
+    const threads = threadsFlag ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : defaultThreads(nproc));
+    Object.assign(extraEnv, threadEnv(threads));
+    const masterAddr = masterAddrFlag ?? '127.0.0.1';
+    const masterPort = masterPortFlag ?? (await freePort());
+    specs = localSpecs({ nproc, command, masterAddr, masterPort, extraEnv });
+    const summary = `${nproc} rank${nproc > 1 ? 's' : ''} on this machine, ${threads} thread${threads > 1 ? 's' : ''} each, MASTER_ADDR=${masterAddr} MASTER_PORT=${masterPort}: ${formatCommand(command)}`;
+    if (dryRun) {
+      process.stdout.write(summary + '\n');
+      return 0;
+    }
+    say(summary);
+  } else {
+    // ---- Ranks across the machines of a hosts file.
+    const hosts = readHostsFile(hostsFile);
+    const perHost = hosts.map((h) => (nprocGiven ? nproc : h.slots));
+    const total = perHost.reduce((a, b) => a + b, 0);
+    const masterAddr = masterAddrFlag ?? (await masterAddressFor(hosts));
+    const masterPort = masterPortFlag ?? (isThisMachine(hosts[0]!.host) ? await freePort() : DEFAULT_MASTER_PORT);
+    // Remote hosts may differ from this one: without --threads each rank picks its own default there.
+    if (threadsFlag !== undefined) Object.assign(extraEnv, threadEnv(threadsFlag));
+    const shared = { ...nanogptVars(process.env), ...extraEnv, MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort) };
+    const cwd = process.cwd();
+    const mpirun = which('mpirun');
+    if (mpirun) {
+      const argvMpi = mpirunArgs({ hosts, perHost, command, env: shared, asRoot: process.getuid?.() === 0, cwd });
+      const line = formatCommand(argvMpi);
+      if (dryRun) {
+        process.stdout.write(line + '\n');
+        return 0;
+      }
+      say(`${total} ranks on ${hosts.length} host${hosts.length > 1 ? 's' : ''} through mpirun; running:\n  ${line}`);
+      specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared } }];
+    } else {
+      // No Open MPI: one ssh per remote rank (torchrun-style variables), ranks on this machine started directly.
+      if (hosts.some((h) => !isThisMachine(h.host)) && !which('ssh')) {
+        throw new UserError('--hosts needs mpirun or ssh to start ranks on other machines, and neither is on PATH', 'install Open MPI (sudo apt-get install openmpi-bin) or an ssh client');
+      }
+      specs = [];
+      let rank = 0;
+      hosts.forEach((h, i) => {
+        const n = perHost[i]!;
+        for (let local = 0; local < n; local++, rank++) {
+          const vars = { ...shared, RANK: String(rank), WORLD_SIZE: String(total), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(n) };
+          if (isThisMachine(h.host)) specs.push({ rank, argv: command, env: { ...baseEnv(), ...vars } });
+          else specs.push({ rank, argv: sshArgs(h.host, cwd, vars, command), env: baseEnv() });
+        }
+      });
+      const lines = specs.map((s) => `[rank ${s.rank}] ${s.argv[0] === 'ssh' ? '' : Object.entries(s.env).filter(([k]) => k in shared || /^(LOCAL_)?(RANK|WORLD_SIZE)$/.test(k)).map(([k, v]) => `${k}=${v} `).join('')}${formatCommand(s.argv)}`);
+      if (dryRun) {
+        process.stdout.write(lines.join('\n') + '\n');
+        return 0;
+      }
+      say(`mpirun not found; ${total} ranks on ${hosts.length} host${hosts.length > 1 ? 's' : ''} through ssh; running:\n  ${lines.join('\n  ')}`);
+    }
+  }
+
+  const outcome = await supervise(specs, { graceMs });
+  return outcome.exitCode;
+}
+
+export const launchCommand: Command = {
+  name: 'launch',
+  summary: 'start a distributed run: N ranks here, or across a hosts file via mpirun/ssh',
+  help,
+  run,
+};

@@ -1,0 +1,50 @@
+import type { Command } from './command.js';
+import { flagString, parseArgs } from './args.js';
+import { UserError } from '../util/errors.js';
+
+const HELP = `nanogpt train — train GPT-2 (from scratch, from pretrained weights, or resuming a snapshot)
+
+Usage: nanogpt train [--config FILE] [--key=value ...]
+
+The configuration has the keys of the original gpt2_train_cfg.yaml (data_dir, block_size, optimizer_config.*,
+trainer_config.*) plus nanogpt-ts's own (init_from, model.*, seed, out_dir, threads, distributed.*). Every key can
+be overridden on the command line with its dotted name. When <out_dir>/<snapshot_path> exists, training resumes
+from it. Ctrl-C writes a snapshot and stops; running the same command again continues.
+
+Options:
+  --config FILE          YAML configuration (--config-name FILE, the original's spelling, works too)
+  --<dotted.key>=VALUE   override one setting, e.g. --trainer_config.batch_size=8 --model.preset=gpt2-mini
+  --help                 this text
+
+Distributed: start one process per rank with \`nanogpt launch\`, mpirun, Slurm or torchrun-style variables
+(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); gradients are averaged across ranks every step.
+
+Examples:
+  nanogpt train --config gpt2_train_cfg.yaml
+  nanogpt train --data_dir data --model.preset=gpt2-mini --block_size=128 --trainer_config.max_iters=200
+  nanogpt train --init_from=gpt2 --data_dir data --block_size=256 --trainer_config.batch_size=4
+  nanogpt launch --nproc_per_node 2 -- train --config gpt2_train_cfg.yaml
+`;
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'train a GPT-2 model (single process or one rank of a distributed run)',
+  help: HELP,
+  async run(argv) {
+    const args = parseArgs(argv, { values: ['config', 'config_name'], allowUnknown: true }, 'train');
+    if (args.positionals.length) {
+      throw new UserError(`unexpected argument '${args.positionals[0]}'`, 'settings are given as --key=value; see nanogpt train --help');
+    }
+    const file = flagString(args, 'config') ?? flagString(args, 'config_name');
+    const overrides = new Map<string, string>();
+    for (const [k, v] of args.flags) {
+      if (k === 'config' || k === 'config_name') continue;
+      overrides.set(k, v === true ? 'true' : String(v));
+    }
+    const { loadConfig } = await import('../train/config.js');
+    const config = loadConfig({ file, overrides });
+    const { runTraining } = await import('../train/run.js');
+    const result = await runTraining(config);
+    return result.interrupted ? 130 : 0;
+  },
+};

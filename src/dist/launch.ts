@@ -1,0 +1,352 @@
+// The process supervisor behind `nanogpt launch`: starts one child per rank (or one mpirun for all of them),
+// prefixes their output lines with the rank, forwards the signals the launcher gets, and tears every rank down
+// when one fails, so a crashed rank never leaves its peers blocked in a collective until their timeout.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { fileURLToPath } from 'node:url';
+import type { Writable, Readable } from 'node:stream';
+import { UserError } from '../util/errors.js';
+
+/** One process to supervise. `rank: null` is an mpirun whose output carries Open MPI's per-rank tags. */
+export interface ProcSpec {
+  rank: number | null;
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface SuperviseOptions {
+  /** After a rank fails: how long the others get to exit after SIGTERM before SIGKILL. */
+  graceMs: number;
+  stdout?: Writable;
+  stderr?: Writable;
+  /** The launcher's own messages (default: stderr with a `nanogpt launch:` prefix). */
+  log?: (line: string) => void;
+  /** Forward SIGINT/SIGTERM/SIGHUP sent to this process (default true). */
+  forwardSignals?: boolean;
+}
+
+export interface LaunchOutcome {
+  exitCode: number;
+  /** The first rank that ended badly, if any. */
+  failure?: { rank: number | null; code: number | null; signal: NodeJS.Signals | null };
+  /** The first signal the launcher received and forwarded. */
+  interrupted?: NodeJS.Signals;
+}
+
+/** Variables a launcher may have in its own environment that must not leak into ranks it starts. */
+export const RANK_VARS = ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'ROLE_RANK', 'NODE_RANK'] as const;
+
+const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function who(rank: number | null): string {
+  return rank === null ? 'mpirun' : `rank ${rank}`;
+}
+
+function describeEnd(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `was killed by ${signal}` : `exited with code ${code}`;
+}
+
+/** The shell convention for a process that ended by a signal: 128 + its number. */
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (signal) return 128 + (os.constants.signals[signal] ?? 0);
+  return code ?? 1;
+}
+
+/**
+ * Splits a byte stream into lines (UTF-8 safe across chunk boundaries) and hands each complete line to `emit`.
+ * A line longer than `maxLine` is emitted in pieces rather than buffered without bound.
+ */
+export class LineSplitter {
+  #decoder = new StringDecoder('utf8');
+  #partial = '';
+  constructor(
+    private readonly emit: (line: string) => void,
+    private readonly maxLine = 64 * 1024,
+  ) {}
+
+  push(chunk: Buffer | string): void {
+    const text = this.#partial + (typeof chunk === 'string' ? chunk : this.#decoder.write(chunk));
+    const lines = text.split('\n');
+    this.#partial = lines.pop()!;
+    // ssh -tt turns \n into \r\n; a lone \r at a line end is never meant to be seen.
+    for (const l of lines) this.emit(l.endsWith('\r') ? l.slice(0, -1) : l);
+    while (this.#partial.length > this.maxLine) {
+      this.emit(this.#partial.slice(0, this.maxLine));
+      this.#partial = this.#partial.slice(this.maxLine);
+    }
+  }
+
+  /** Emits what is left (a last line without a newline). */
+  end(): void {
+    const rest = this.#partial + this.#decoder.end();
+    this.#partial = '';
+    if (rest !== '') this.emit(rest);
+  }
+}
+
+/** `[rank k] ` unless the line already starts with it (the trainer prefixes its own log lines when distributed). */
+export function prefixLine(rank: number, line: string): string {
+  const tag = `[rank ${rank}]`;
+  return line.startsWith(tag) ? line : `${tag} ${line}`;
+}
+
+// Open MPI's --tag-output writes `[jobid,rank]<stdout>:` before each line; a rank's unterminated last line runs
+// straight into the next tag, so tags are found anywhere in a line, not only at its start.
+const MPI_TAG = /\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>:/g;
+
+/** Rewrites one line of mpirun output into `[rank k] …` lines; untagged text (mpirun's own) passes unchanged. */
+export function rewriteMpiLine(line: string): string[] {
+  const out: string[] = [];
+  const matches = [...line.matchAll(MPI_TAG)];
+  if (matches.length === 0) return [line];
+  const head = line.slice(0, matches[0]!.index);
+  if (head !== '') out.push(head);
+  matches.forEach((m, i) => {
+    const end = i + 1 < matches.length ? matches[i + 1]!.index : line.length;
+    out.push(prefixLine(Number(m[1]), line.slice(m.index! + m[0].length, end)));
+  });
+  return out;
+}
+
+/**
+ * Picks the failing rank out of mpirun's closing report ("Process name: [[487,1],2]" then "Exit code: 7", or
+ * "Signal: Killed"), so the launcher can name it the way it does for local ranks.
+ */
+export function watchMpiReport(line: string, into: { rank?: number; detail?: string }): void {
+  const name = /^\s*Process name:\s*\[\[\d+,\d+\],(\d+)\]/.exec(line);
+  if (name && into.rank === undefined) {
+    into.rank = Number(name[1]);
+    return;
+  }
+  const detail = /^\s*(Exit code|Signal):\s*(.+?)\s*$/.exec(line);
+  if (detail && into.rank !== undefined && into.detail === undefined) into.detail = `${detail[1]!.toLowerCase()} ${detail[2]}`;
+}
+
+function pipeLines(from: Readable, to: Writable, rewrite: (line: string) => string[]): LineSplitter {
+  const splitter = new LineSplitter((line) => {
+    const text = rewrite(line).map((l) => l + '\n').join('');
+    // Back-pressure: if the terminal or pipe is slow, stop reading this rank until it drains.
+    if (!to.write(text)) {
+      from.pause();
+      to.once('drain', () => from.resume());
+    }
+  });
+  from.on('data', (chunk: Buffer) => splitter.push(chunk));
+  from.on('end', () => splitter.end());
+  return splitter;
+}
+
+/** Sends `signal` to the child's whole process group (it leads one: spawned detached), else to the child. */
+function signalProc(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/**
+ * Runs the processes to completion. Each child leads its own process group, so a Ctrl-C in the terminal reaches
+ * only the launcher, which forwards it exactly once (a trainer treats a second SIGINT as "quit now, skip the
+ * snapshot"). First and second signals are forwarded as they are; a third one kills every rank.
+ */
+export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): Promise<LaunchOutcome> {
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const log = opts.log ?? ((line: string) => void stderr.write(`nanogpt launch: ${line}\n`));
+  const forward = opts.forwardSignals ?? true;
+
+  return new Promise((resolve) => {
+    const children: { spec: ProcSpec; child: ChildProcess; done: boolean }[] = [];
+    let failure: LaunchOutcome['failure'];
+    let interrupted: NodeJS.Signals | undefined;
+    let signalsSeen = 0;
+    let killTimer: NodeJS.Timeout | undefined;
+    let remaining = specs.length;
+    const mpiFailure: { rank?: number; detail?: string } = {};
+
+    const live = () => children.filter((c) => !c.done);
+    const killAllNow = (): void => {
+      for (const c of live()) signalProc(c.child, 'SIGKILL');
+    };
+
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signalsSeen += 1;
+      interrupted ??= sig;
+      if (signalsSeen >= 3) {
+        log(`${sig} again: killing all ranks`);
+        killAllNow();
+        return;
+      }
+      const targets = live();
+      const what = targets.length === 1 && targets[0]!.spec.rank === null ? 'mpirun' : `${targets.length} rank process(es)`;
+      log(`${sig}: forwarding to ${what}${signalsSeen === 1 ? ' (send it twice more to kill them)' : ''}`);
+      for (const c of live()) signalProc(c.child, sig);
+    };
+    // If the launcher itself dies of an exception, take the ranks with it rather than orphaning them.
+    const onExit = (): void => killAllNow();
+    if (forward) for (const s of SIGNALS) process.on(s, onSignal);
+    process.on('exit', onExit);
+
+    const teardown = (failed: ProcSpec, code: number | null, signal: NodeJS.Signals | null): void => {
+      // mpirun stops its own ranks; there is nothing else of ours to stop.
+      if (failed.rank === null) return;
+      const others = live();
+      log(`${who(failed.rank)} ${describeEnd(code, signal)}; stopping ${others.length ? others.map((c) => who(c.spec.rank)).join(', ') : 'nothing (no other rank is running)'}`);
+      for (const c of others) signalProc(c.child, 'SIGTERM');
+      if (others.length > 0) {
+        killTimer = setTimeout(() => {
+          const stuck = live();
+          if (stuck.length) log(`${stuck.map((c) => who(c.spec.rank)).join(', ')} still running after ${opts.graceMs} ms: SIGKILL`);
+          killAllNow();
+        }, opts.graceMs);
+      }
+    };
+
+    const finish = (): void => {
+      if (killTimer) clearTimeout(killTimer);
+      if (forward) for (const s of SIGNALS) process.off(s, onSignal);
+      process.off('exit', onExit);
+      if (failure) {
+        const { rank, code, signal } = failure;
+        const culprit = rank === null && mpiFailure.rank !== undefined ? ` (mpirun reports rank ${mpiFailure.rank} failed first${mpiFailure.detail ? `: ${mpiFailure.detail}` : ''})` : '';
+        if (interrupted) log(`stopped by ${interrupted}: ${who(rank)} ${describeEnd(code, signal)}`);
+        else log(`failed: ${who(rank)} ${describeEnd(code, signal)}${rank === null ? culprit : '; all ranks stopped'}`);
+        resolve({ exitCode: exitCodeOf(code, signal), failure, interrupted });
+      } else {
+        resolve({ exitCode: 0, interrupted });
+      }
+    };
+
+    for (const spec of specs) {
+      const [file, ...args] = spec.argv;
+      const child = spawn(file!, args, { env: spec.env, cwd: spec.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const entry = { spec, child, done: false };
+      children.push(entry);
+      const rewrite =
+        spec.rank === null
+          ? (line: string) => {
+              watchMpiReport(line, mpiFailure);
+              return rewriteMpiLine(line);
+            }
+          : (line: string) => [prefixLine(spec.rank!, line)];
+      pipeLines(child.stdout!, stdout, rewrite);
+      pipeLines(child.stderr!, stderr, rewrite);
+
+      let ended = false;
+      const onEnd = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void => {
+        if (ended) return;
+        ended = true;
+        entry.done = true;
+        if (spawnError) log(`${who(spec.rank)}: cannot start ${file}: ${spawnError.message}`);
+        const bad = spawnError !== undefined || code !== 0;
+        if (bad && !failure) {
+          failure = { rank: spec.rank, code: spawnError ? 127 : code, signal };
+          // After a forwarded signal the ranks are already shutting down in their own way; don't pile on.
+          if (!interrupted) teardown(spec, failure.code, signal);
+        }
+        remaining -= 1;
+        if (remaining === 0) finish();
+      };
+      // 'close' (not 'exit') so the rank's last output lines are written before we report and resolve.
+      child.on('close', (code, signal) => onEnd(code, signal));
+      child.on('error', (err) => {
+        // A spawn failure emits 'error' and then 'close'; a failed kill() emits only 'error' (ignored here).
+        if (child.pid === undefined) onEnd(null, null, err);
+      });
+    }
+  });
+}
+
+// ---- what to run ---------------------------------------------------------------------------------------------
+
+/** bin/nanogpt of this installation (dist/src/dist/launch.js → ../../../bin/nanogpt). */
+export function nanogptBin(): string {
+  return fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
+}
+
+const SCRIPT = /\.(c|m)?js$/;
+
+/**
+ * Turns what follows `--` into a node command line: a `.js`/`.mjs`/`.cjs` file runs as a node script, a bare
+ * word is a nanogpt subcommand (`train --config x.yaml` → node bin/nanogpt train --config x.yaml). Paths are made
+ * absolute so the same command works from any working directory on every host.
+ */
+export function resolveCommand(rest: readonly string[], cwd = process.cwd()): string[] {
+  const [first, ...args] = rest;
+  if (first === undefined || first === '') {
+    throw new UserError('nothing to launch: no command after --', 'write e.g. nanogpt launch --nproc_per_node 2 -- train --config config.yaml');
+  }
+  if (SCRIPT.test(first)) {
+    const script = path.resolve(cwd, first);
+    if (!existsSync(script)) throw new UserError(`script '${first}' does not exist (looked at ${script})`);
+    return [process.execPath, script, ...args];
+  }
+  if (first === 'launch') throw new UserError('nanogpt launch cannot launch itself', 'put the command each rank runs after --, e.g. -- train --config config.yaml');
+  if (!/^[a-z][a-z0-9-]*$/.test(first)) {
+    throw new UserError(
+      `'${first}' is neither a nanogpt subcommand nor a .js script`,
+      'after -- write a subcommand (train --config x.yaml) or a node script (path/to/script.js args...)',
+    );
+  }
+  return [process.execPath, nanogptBin(), first, ...args];
+}
+
+/** A TCP port free on this machine a moment ago (the OS picks it); rank 0 binds it shortly after. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The environment a rank inherits: ours, without rank variables meant for the launcher itself. */
+export function baseEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const k of RANK_VARS) delete out[k];
+  return out;
+}
+
+export interface LocalPlan {
+  nproc: number;
+  command: readonly string[];
+  masterAddr: string;
+  masterPort: number;
+  /** Added to every rank (threads, LD_PRELOAD, …). */
+  extraEnv: Readonly<Record<string, string>>;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** N ranks on this machine, torchrun-style: each gets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_*. */
+export function localSpecs(plan: LocalPlan): ProcSpec[] {
+  const base = baseEnv(plan.env);
+  return Array.from({ length: plan.nproc }, (_, rank) => ({
+    rank,
+    argv: plan.command,
+    env: {
+      ...base,
+      ...plan.extraEnv,
+      RANK: String(rank),
+      WORLD_SIZE: String(plan.nproc),
+      LOCAL_RANK: String(rank),
+      LOCAL_WORLD_SIZE: String(plan.nproc),
+      MASTER_ADDR: plan.masterAddr,
+      MASTER_PORT: String(plan.masterPort),
+    },
+  }));
+}

@@ -1,0 +1,99 @@
+// Threads per rank and the tcmalloc preload. Hyper-threads share a core's vector units, so intra-op threads
+// beyond the physical cores slow matmuls down; the default gives each local rank an equal share of the
+// physical cores (the original's advice for num_cpu_threads_per_process).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { UserError } from '../util/errors.js';
+
+/** Distinct (socket, core) pairs in /proc/cpuinfo text; 0 when it does not say (some ARM kernels, some VMs). */
+export function physicalCoresFromCpuinfo(text: string): number {
+  const cores = new Set<string>();
+  for (const block of text.split(/\n\s*\n/)) {
+    const phys = /^physical id\s*:\s*(\S+)/m.exec(block);
+    const core = /^core id\s*:\s*(\S+)/m.exec(block);
+    if (phys && core) cores.add(`${phys[1]}:${core[1]}`);
+  }
+  return cores.size;
+}
+
+/** Distinct (socket, core) pairs in `lscpu -p=Core,Socket` output (comment lines start with '#'). */
+export function physicalCoresFromLscpu(text: string): number {
+  const cores = new Set<string>();
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    const [core, socket] = t.split(',');
+    if (core !== undefined && core !== '') cores.add(`${socket ?? ''}:${core}`);
+  }
+  return cores.size;
+}
+
+let cachedCores: number | undefined;
+
+/**
+ * Physical cores this process may use: /proc/cpuinfo, else `lscpu`, else the logical CPU count; never more than
+ * the CPUs the affinity mask / container allows (os.availableParallelism).
+ */
+export function physicalCores(): number {
+  if (cachedCores !== undefined) return cachedCores;
+  const allowed = os.availableParallelism();
+  let n = 0;
+  try {
+    n = physicalCoresFromCpuinfo(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    /* not Linux, or /proc is hidden: try lscpu */
+  }
+  if (n === 0) {
+    const r = spawnSync('lscpu', ['-p=Core,Socket'], { encoding: 'utf8', timeout: 5000 });
+    if (r.status === 0) n = physicalCoresFromLscpu(r.stdout);
+  }
+  cachedCores = Math.max(1, Math.min(n || allowed, allowed));
+  return cachedCores;
+}
+
+/** Default intra-op threads for each of `localRanks` processes on this host: an equal share of physical cores. */
+export function defaultThreads(localRanks: number, cores = physicalCores()): number {
+  return Math.max(1, Math.floor(cores / Math.max(1, localRanks)));
+}
+
+/** The environment a rank needs for `threads` intra-op threads (ours, OpenMP's, and MKL's if present). */
+export function threadEnv(threads: number): Record<string, string> {
+  const n = String(threads);
+  return { NANOGPT_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n };
+}
+
+// ---- tcmalloc ------------------------------------------------------------------------------------------------
+
+/** Debian/Ubuntu library directories for this architecture (multiarch first). */
+function libDirs(): string[] {
+  const triplet: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu' };
+  const t = triplet[process.arch];
+  return [...(t ? [`/usr/lib/${t}`, `/lib/${t}`] : []), '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+}
+
+/**
+ * The tcmalloc shared library to preload. The minimal build (package libtcmalloc-minimal4) is the allocator
+ * alone, which is all we want; the full one (libgoogle-perftools4, what the original installed through
+ * libgoogle-perftools-dev) is accepted too.
+ */
+export function findTcmalloc(dirs: readonly string[] = libDirs()): string {
+  const names = ['libtcmalloc_minimal.so.4', 'libtcmalloc.so.4'];
+  for (const name of names) {
+    for (const dir of dirs) {
+      const p = path.join(dir, name);
+      if (existsSync(p)) return p;
+    }
+  }
+  throw new UserError(
+    `--tcmalloc: tcmalloc is not installed (looked for ${names.join(' and ')} in ${dirs.join(', ')})`,
+    'install it with `sudo apt-get install libtcmalloc-minimal4` (Debian/Ubuntu; or libgoogle-perftools4), or drop --tcmalloc',
+  );
+}
+
+/** LD_PRELOAD with `lib` added in front of whatever the user already preloads. */
+export function withPreload(existing: string | undefined, lib: string): string {
+  const parts = (existing ?? '').split(/[:\s]+/).filter((p) => p !== '' && p !== lib);
+  return [lib, ...parts].join(':');
+}

@@ -1,0 +1,49 @@
+// One rank started by `nanogpt launch` (or mpirun) in the launcher tests; SCENARIO picks what it does.
+import { discoverRank } from '../../src/dist/env.js';
+
+const scenario = process.env.SCENARIO ?? 'allreduce';
+const info = discoverRank();
+const say = (line: string): void => void process.stdout.write(line + '\n');
+
+async function forever(): Promise<never> {
+  setInterval(() => undefined, 1 << 30);
+  return new Promise<never>(() => undefined);
+}
+
+if (scenario === 'allreduce') {
+  // Loaded only here: the other scenarios must start fast and need no libtorch.
+  const torch = await import('../../src/torch/index.js');
+  const { ProcessGroup } = await import('../../src/torch/dist/index.js');
+  const pg = await ProcessGroup.init({ rank: info.rank, worldSize: info.worldSize, masterAddr: info.masterAddr, masterPort: info.masterPort, timeoutMs: 30_000 });
+  const t = torch.tensor([info.rank]);
+  await pg.allreduce(t, 'sum');
+  say(`RESULT ${JSON.stringify({ ...info, sum: t.item(), threads: process.env.NANOGPT_THREADS ?? null })}`);
+  await pg.destroy();
+} else if (scenario === 'fail') {
+  say(`pid=${process.pid}`);
+  if (info.rank === Number(process.env.FAIL_RANK ?? 1)) {
+    await new Promise((r) => setTimeout(r, 500));
+    process.stderr.write('failing on purpose\n');
+    process.exit(7);
+  }
+  if (process.env.IGNORE_TERM) process.on('SIGTERM', () => say('ignoring SIGTERM'));
+  await forever();
+} else if (scenario === 'signal') {
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      say(`got ${sig}`);
+      process.exit(0);
+    });
+  }
+  say(`pid=${process.pid} ready`);
+  await forever();
+} else if (scenario === 'lines') {
+  // A line split across writes, a multi-byte character split across chunks, a last line without newline.
+  process.stdout.write('hel');
+  await new Promise((r) => setTimeout(r, 50));
+  process.stdout.write(Buffer.from('lo wörld\nsecond', 'utf8'));
+  process.stderr.write(`[rank ${info.rank}] already prefixed\n`);
+  process.stdout.write(`\nlast-${info.rank}`);
+} else if (scenario === 'env') {
+  say(`ENV ${JSON.stringify({ ...info, threads: process.env.NANOGPT_THREADS ?? null, preload: process.env.LD_PRELOAD ?? null })}`);
+}
