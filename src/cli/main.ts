@@ -8,11 +8,12 @@ import type { Command } from './command.js';
  * instant. Register a new command with one line here.
  */
 const commands: Record<string, () => Promise<Command>> = {
-  prepare: async () => (await import('./prepare.js')).prepareCommand,
-  export: async () => (await import('./export.js')).exportCommand,
   train: async () => (await import('./train.js')).trainCommand,
-  launch: async () => (await import('./launch.js')).launchCommand,
   download: async () => (await import('./download.js')).downloadCommand,
+  prepare: async () => (await import('./prepare.js')).prepareCommand,
+  launch: async () => (await import('./launch.js')).launchCommand,
+  export: async () => (await import('./export.js')).exportCommand,
+  sample: async () => (await import('./sample.js')).sampleCommand,
 };
 
 function version(): string {

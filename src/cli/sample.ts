@@ -1,0 +1,296 @@
+// `nanogpt sample`: text from a trained checkpoint, a snapshot, a Hugging Face GPT-2 file or pretrained GPT-2 —
+// the last step of the original workflow (its sample.py), with the same defaults and the same banners.
+import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from './command.js';
+import { flagBoolean, flagNumber, flagString, parseArgs, type ParsedArgs } from './args.js';
+import { UserError } from '../util/errors.js';
+import { PRETRAINED } from '../gpt/config.js';
+import type { PretrainedName } from '../gpt/pretrained.js';
+
+/**
+ * Where a checkpoint is looked for when --ckpt_path is not given: first where `nanogpt train` writes it with its
+ * default settings (out_dir 'out' + model_path 'ckpt.pt'), then the original's own default, ckpt.pt in the
+ * current directory (its trainer wrote there).
+ */
+export const DEFAULT_CKPT_PATHS = ['out/ckpt.pt', 'ckpt.pt'] as const;
+
+/** The original sample.py's defaults. */
+export const SAMPLE_DEFAULTS = {
+  prompt: 'It is interesting ',
+  numSamples: 3,
+  maxNewTokens: 100,
+  temperature: 0.6,
+  topK: 200,
+  seed: 1337,
+} as const;
+
+export const PROMPT_BANNER = 'Input Prompt: ';
+export const GENERATED_BANNER = '--------------- Generated Text ---------------';
+export const SAMPLE_SEPARATOR = '-'.repeat(40);
+
+const HELP = `nanogpt sample — generate text from a trained model (the original's sample.py)
+
+Usage: nanogpt sample [--ckpt_path FILE | --init_from gpt2] [--prompt TEXT | --prompt_file FILE] [options]
+
+Model (one of):
+  --ckpt_path FILE       a checkpoint or snapshot written by \`nanogpt train\`, or a Hugging Face GPT-2
+                         model.safetensors; local or s3://. Default: ${DEFAULT_CKPT_PATHS[0]} (where \`nanogpt train\` writes
+                         it), else ${DEFAULT_CKPT_PATHS[1]} (the original's default)
+  --init_from NAME       pretrained OpenAI weights instead: gpt2, gpt2-medium, gpt2-large or gpt2-xl (downloaded once)
+
+Prompt:
+  --prompt TEXT          default "${SAMPLE_DEFAULTS.prompt}"; an empty prompt starts from <|endoftext|>, as GPT-2 does;
+                         the literal text <|endoftext|> in a prompt is the end-of-text token
+  --prompt_file FILE     read the prompt from a file instead
+
+Sampling:
+  --num_samples N        samples to draw (default ${SAMPLE_DEFAULTS.numSamples})
+  --max_new_tokens N     tokens per sample (default ${SAMPLE_DEFAULTS.maxNewTokens})
+  --temperature T        >= 0; lower is more conservative, 0 is greedy argmax (default ${SAMPLE_DEFAULTS.temperature})
+  --top_k K              sample among the K likeliest tokens, K >= 1, or 'none' (default ${SAMPLE_DEFAULTS.topK})
+  --top_p P              nucleus sampling: the smallest set of likeliest tokens with probability >= P, in (0, 1]
+                         (default: off; applied after top-k)
+  --seed N               seeds the generator once, before the first sample (default ${SAMPLE_DEFAULTS.seed})
+  --stop_at_eot          end a sample when the model emits <|endoftext|>
+
+Output and speed:
+  --stream               print tokens as they are generated
+  --json                 print one JSON object (settings, and per sample its text and token ids) instead of text
+  --no_cache             recompute the whole context for every token instead of using the KV cache (slower;
+                         for comparison)
+  --threads N            libtorch intra-op threads (default: libtorch's choice)
+
+A context longer than the model's block size slides: the model sees the last block_size tokens. Logs go to
+stderr; samples to stdout.
+
+Examples:
+  nanogpt sample --ckpt_path out/ckpt.pt
+  nanogpt sample --ckpt_path=ckpt.pt --prompt="This is new prompt "
+  nanogpt sample --init_from gpt2 --prompt "The meaning of life is" --temperature 0.8 --top_p 0.9 --stream
+  nanogpt sample --ckpt_path out/ckpt.pt --temperature 0 --num_samples 1 --json
+`;
+
+export interface SampleSettings {
+  source: { ckptPath: string } | { initFrom: PretrainedName };
+  prompt: string;
+  numSamples: number;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number | undefined;
+  topP: number | undefined;
+  seed: number;
+  stopAtEot: boolean;
+  stream: boolean;
+  json: boolean;
+  useCache: boolean;
+  threads: number | undefined;
+}
+
+const PRETRAINED_NAMES: readonly string[] = PRETRAINED;
+
+/** Validates flags into settings; every bad value is a UserError naming the flag. Reads --prompt_file. */
+export function parseSampleArgs(args: ParsedArgs): SampleSettings {
+  if (args.positionals.length) {
+    throw new UserError(`unexpected argument '${args.positionals[0]}'`, 'options are given as --name value; quote a prompt with spaces: --prompt "…"');
+  }
+  const ckptPath = flagString(args, 'ckpt_path');
+  const initFrom = flagString(args, 'init_from');
+  if (ckptPath !== undefined && initFrom !== undefined) {
+    throw new UserError('--ckpt_path and --init_from both given', 'pass one: a checkpoint file, or the name of pretrained weights');
+  }
+  let source: SampleSettings['source'];
+  if (initFrom !== undefined) {
+    if (!PRETRAINED_NAMES.includes(initFrom)) {
+      throw new UserError(`--init_from '${initFrom}' is not a pretrained model`, `use one of ${PRETRAINED_NAMES.join(', ')}, or --ckpt_path FILE for a file`);
+    }
+    source = { initFrom: initFrom as PretrainedName };
+  } else {
+    source = { ckptPath: ckptPath ?? defaultCkptPath() };
+  }
+
+  const promptText = flagString(args, 'prompt');
+  const promptFile = flagString(args, 'prompt_file');
+  if (promptText !== undefined && promptFile !== undefined) {
+    throw new UserError('--prompt and --prompt_file both given', 'pass one of them');
+  }
+  let prompt: string = promptText ?? SAMPLE_DEFAULTS.prompt;
+  if (promptFile !== undefined) {
+    try {
+      prompt = readFileSync(promptFile, 'utf8');
+    } catch (err) {
+      throw new UserError(`cannot read --prompt_file ${promptFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path');
+    }
+  }
+
+  const temperature = flagNumber(args, 'temperature', SAMPLE_DEFAULTS.temperature);
+  if (temperature < 0) throw new UserError(`--temperature must be >= 0, got ${temperature}`, 'use 0 for greedy decoding, or a positive value such as 0.6');
+  const rawTopK = flagString(args, 'top_k');
+  let topK: number | undefined = SAMPLE_DEFAULTS.topK;
+  if (rawTopK !== undefined) {
+    if (rawTopK.trim().toLowerCase() === 'none') topK = undefined;
+    else {
+      const k = Number(rawTopK);
+      if (rawTopK.trim() === '' || !Number.isInteger(k) || k < 1) {
+        throw new UserError(`--top_k must be an integer >= 1, got '${rawTopK}'`, "use e.g. --top_k 200, or --top_k none to sample from the whole vocabulary");
+      }
+      topK = k;
+    }
+  }
+  let topP: number | undefined;
+  if (args.flags.has('top_p')) {
+    topP = flagNumber(args, 'top_p', 1);
+    if (!(topP > 0 && topP <= 1)) throw new UserError(`--top_p must be in (0, 1], got ${topP}`, 'use e.g. --top_p 0.9 (1 keeps every token)');
+  }
+  const settings: SampleSettings = {
+    source,
+    prompt,
+    numSamples: flagNumber(args, 'num_samples', SAMPLE_DEFAULTS.numSamples, { integer: true, min: 1 }),
+    maxNewTokens: flagNumber(args, 'max_new_tokens', SAMPLE_DEFAULTS.maxNewTokens, { integer: true, min: 0 }),
+    temperature,
+    topK,
+    topP,
+    seed: flagNumber(args, 'seed', SAMPLE_DEFAULTS.seed, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    stopAtEot: flagBoolean(args, 'stop_at_eot'),
+    stream: flagBoolean(args, 'stream'),
+    json: flagBoolean(args, 'json'),
+    useCache: flagBoolean(args, 'cache', true),
+    threads: args.flags.has('threads') ? flagNumber(args, 'threads', 1, { integer: true, min: 1 }) : undefined,
+  };
+  if (settings.stream && settings.json) {
+    throw new UserError('--stream and --json cannot be combined', '--json prints one object when all samples are done; drop one of the two');
+  }
+  return settings;
+}
+
+function defaultCkptPath(): string {
+  return DEFAULT_CKPT_PATHS.find((p) => existsSync(p)) ?? DEFAULT_CKPT_PATHS[0];
+}
+
+const log = (s: string): void => {
+  process.stderr.write(s + '\n');
+};
+
+/** The file to load: the checkpoint given, or pretrained weights (downloaded and cached on first use). */
+async function weightsFile(s: SampleSettings): Promise<string> {
+  if ('initFrom' in s.source) {
+    // Loaded only for --init_from, so sampling from a local file never touches the Hub client.
+    const { pretrainedWeightsFile } = await import('../gpt/pretrained.js');
+    return pretrainedWeightsFile(s.source.initFrom, log);
+  }
+  const file = s.source.ckptPath;
+  const { pathExists } = await import('../train/checkpoint.js');
+  if (!(await pathExists(file))) {
+    throw new UserError(
+      `no checkpoint at ${file}`,
+      'train a model first (nanogpt train), or pass --ckpt_path FILE, or --init_from gpt2 for pretrained GPT-2',
+    );
+  }
+  return file;
+}
+
+export async function runSample(s: SampleSettings): Promise<number> {
+  const torch = await import('../torch/index.js');
+  const { loadModel } = await import('../train/checkpoint.js');
+  const { generate } = await import('../gpt/generate.js');
+  const { TextCodec } = await import('../data/text-codec.js');
+  if (s.threads !== undefined) torch.setNumThreads(s.threads);
+
+  const file = await weightsFile(s);
+  const loaded = await loadModel(file, { dropout: 0 });
+  await loaded.reader.close();
+  const model = loaded.model;
+  const codec = new TextCodec();
+  try {
+    const cfg = model.config;
+    log(`loaded ${file} (${loaded.kind}): ${cfg.nLayer} layers, ${cfg.nHead} heads, ${cfg.nEmbd} dims, block ${cfg.blockSize}, ${(model.countParameters() / 1e6).toFixed(2)}M parameters`);
+    const promptTokens = codec.encode(s.prompt);
+    const tooBig = promptTokens.find((t) => t >= cfg.vocabSize);
+    if (tooBig !== undefined) {
+      throw new UserError(`the prompt has GPT-2 token ${tooBig}, outside this model's vocabulary of ${cfg.vocabSize}`, 'this model was not trained on GPT-2 tokens; sample from a checkpoint with vocab_size 50257 (or more)');
+    }
+    if (promptTokens.length === 0 && cfg.vocabSize <= 50256) {
+      throw new UserError(`an empty prompt starts from <|endoftext|> (50256), outside this model's vocabulary of ${cfg.vocabSize}`, 'give a non-empty --prompt');
+    }
+    if (promptTokens.length > cfg.blockSize) {
+      log(`the prompt has ${promptTokens.length} tokens, more than the block size of ${cfg.blockSize}: the model sees the last ${cfg.blockSize}`);
+    }
+
+    // Seeded once, as the original: the samples differ from each other yet the run is repeatable.
+    torch.manualSeed(s.seed);
+    const out = process.stdout;
+    const samples: { text: string; tokens: number[]; seconds: number }[] = [];
+    if (!s.json) {
+      out.write(`${PROMPT_BANNER}${s.prompt}\n`);
+      out.write(`${GENERATED_BANNER}\n`);
+    }
+    for (let i = 0; i < s.numSamples; i++) {
+      const stream = s.stream ? codec.stream() : undefined;
+      if (stream) out.write(s.prompt);
+      const t0 = performance.now();
+      const tokens = generate(model, promptTokens, {
+        maxNewTokens: s.maxNewTokens,
+        temperature: s.temperature,
+        topK: s.topK,
+        topP: s.topP,
+        stopAtEot: s.stopAtEot,
+        useCache: s.useCache,
+        onToken: stream ? (id) => out.write(stream.push(id)) : undefined,
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      // The prompt as typed, then the new tokens: GPT-2's byte-level BPE round-trips text, so this is the
+      // original's decode(prompt + generated) without decoding the prompt again.
+      const text = s.prompt + codec.decode(tokens);
+      samples.push({ text, tokens, seconds });
+      if (stream) out.write(stream.end() + '\n');
+      else if (!s.json) out.write(text + '\n');
+      if (!s.json) out.write(`${SAMPLE_SEPARATOR}\n`);
+      log(`sample ${i + 1}/${s.numSamples}: ${tokens.length} tokens in ${seconds.toFixed(2)} s (${(tokens.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+    }
+    if (s.json) {
+      const doc = {
+        source: 'initFrom' in s.source ? { init_from: s.source.initFrom } : { ckpt_path: file, kind: loaded.kind },
+        model: { n_layer: cfg.nLayer, n_head: cfg.nHead, n_embd: cfg.nEmbd, block_size: cfg.blockSize, vocab_size: cfg.vocabSize },
+        prompt: s.prompt,
+        prompt_tokens: promptTokens,
+        settings: {
+          num_samples: s.numSamples,
+          max_new_tokens: s.maxNewTokens,
+          temperature: s.temperature,
+          top_k: s.topK ?? null,
+          top_p: s.topP ?? null,
+          seed: s.seed,
+          stop_at_eot: s.stopAtEot,
+          kv_cache: s.useCache,
+        },
+        samples: samples.map((x) => ({
+          text: x.text,
+          tokens: x.tokens,
+          seconds: x.seconds,
+          tokens_per_second: x.tokens.length / Math.max(x.seconds, 1e-9),
+        })),
+      };
+      out.write(JSON.stringify(doc) + '\n');
+    }
+    return 0;
+  } finally {
+    codec.free();
+    model.dispose();
+  }
+}
+
+export const sampleCommand: Command = {
+  name: 'sample',
+  summary: 'generate text from a trained checkpoint or pretrained GPT-2',
+  help: HELP,
+  async run(argv) {
+    const args = parseArgs(
+      argv,
+      {
+        values: ['ckpt_path', 'prompt', 'prompt_file', 'num_samples', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'seed', 'init_from', 'threads'],
+        booleans: ['stop_at_eot', 'stream', 'json', 'cache'],
+      },
+      'sample',
+    );
+    return runSample(parseSampleArgs(args));
+  },
+};
