@@ -294,10 +294,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await scaled.backwardAsync();
       scaled.dispose();
     }
+    const tc = performance.now();
     if (sync) await sync.averageGradients();
+    const commMs = performance.now() - tc;
     const gradNorm = t.grad_clip > 0 ? torch.clipGradNorm(model.parameters(), t.grad_clip) : torch.gradNorm(model.parameters());
     opt.stepWith(lr);
-    opt.zeroGrad();
+    if (sync) sync.zeroGrad();
+    else opt.zeroGrad();
     const ms = performance.now() - t0;
     const loss = lossSum / accum;
     trainLosses.push(loss);
@@ -309,12 +312,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const mfu = t.peak_flops > 0 ? flopsPerStep / (ms / 1000) / (t.peak_flops * world) : null;
       say(
         `iter ${iter}: loss ${loss.toFixed(4)}, lr ${lr.toExponential(2)}, grad norm ${gradNorm.toFixed(3)}, ${ms.toFixed(0)} ms, ` +
-          `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}`,
+          `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}${sync ? `, all-reduce ${commMs.toFixed(0)} ms` : ''}`,
       );
-      metrics.write({ type: 'train', iter, loss, lr, grad_norm: gradNorm, ms, tokens_per_s: tokPerS, mfu, tokens });
+      metrics.write({ type: 'train', iter, loss, lr, grad_norm: gradNorm, ms, comm_ms: sync ? commMs : 0, tokens_per_s: tokPerS, mfu, tokens });
     }
   }
   loader.close();
+  sync?.dispose();
   const ms = Date.now() - started;
   if (!t.eval_only && !interrupted) {
     say(`Training completed! Total time taken: ${formatDuration(ms)} (${formatCount(tokens)} tokens, ${formatCount(Math.round(tokens / Math.max(1e-3, (Date.now() - loopStart) / 1000)))} tok/s overall)`);

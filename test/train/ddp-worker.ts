@@ -25,7 +25,8 @@ for (let s = 0; s < steps; s++) {
   if (sync) await sync.averageGradients();
   torch.clipGradNorm(model.parameters(), 1.0);
   opt.stepWith();
-  opt.zeroGrad();
+  if (sync) sync.zeroGrad();
+  else opt.zeroGrad();
 }
 const sample = Array.from(model.transformer.h.items[0]!.attn.c_attn.weight.toTypedArray() as Float32Array).slice(0, 16);
 process.stdout.write(JSON.stringify({ rank, checksum: parameterChecksum(model), sample }) + '\n');
