@@ -1,0 +1,117 @@
+// The original's 3-node setup (one training process per machine, rank 0's machine hosting the rendezvous) on one
+// machine: three network namespaces, each a "host" with its own IP address and its own port space, joined by veth
+// pairs to a bridge. Each rank runs in its own host namespace and finds the others only by address, as on a
+// real cluster. Needs root; skipped (with the reason) where network namespaces cannot be created.
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writePatternCorpus } from '../helpers/corpus.js';
+import { createCluster, destroyCluster, interfaceBytes, ip, netnsPrefix, netnsUnavailable, runNodeIn, waitConnected } from '../helpers/netns.js';
+
+const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
+const prefix = netnsPrefix();
+const ITERS = 4;
+
+// Also on the way out of a failed or interrupted test body: namespaces outlive the process otherwise.
+after(() => destroyCluster(prefix));
+
+/** A tiny fp32 run: small enough to finish in seconds, big enough that its gradient traffic dwarfs the chatter. */
+function trainCommand(dataDir: string, outDir: string): string[] {
+  const opts: Record<string, string | number> = {
+    data_dir: dataDir,
+    out_dir: outDir,
+    block_size: 16,
+    'model.preset': 'gpt2-tiny',
+    'model.n_embd': 32,
+    'model.vocab_size': 64,
+    'trainer_config.batch_size': 2,
+    'trainer_config.gradient_accumulation_steps': 1,
+    'trainer_config.mixed_precision': 'fp32',
+    'trainer_config.max_iters': ITERS,
+    'trainer_config.eval_interval': ITERS,
+    'trainer_config.eval_iters': 2,
+    'trainer_config.warmup_iters': 1,
+    'trainer_config.lr_decay_iters': ITERS,
+    'distributed.check_interval': 2,
+    'distributed.timeout_s': 20,
+    threads: 1,
+  };
+  return [bin, 'train', ...Object.entries(opts).map(([k, v]) => `--${k}=${v}`)];
+}
+
+test("a 3-host 'cluster' made of network namespaces joined by veth, each host with its own IP address, runs one 3-rank job across them (the original's 3-node setup on one machine)", async (t) => {
+  const why = netnsUnavailable(prefix);
+  if (why) {
+    t.skip(why);
+    return;
+  }
+  const data = writePatternCorpus({ seed: 33 });
+  const outs: string[] = [];
+  try {
+    const cluster = createCluster(3, prefix);
+    const [h0, h1, h2] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0], typeof cluster.hosts[0]];
+    await waitConnected(cluster);
+
+    // The master address exists only in h0: in h1 and h2 it is not a local address, so their rendezvous and Gloo
+    // connections cannot short-cut through loopback and must cross the veth links.
+    for (const h of [h1, h2]) {
+      const local = ip(['-n', h.ns, '-4', '-o', 'addr', 'show']);
+      assert.ok(!local.includes(`${h0.ip}/`), `${h.ns} must not own ${h0.ip}:\n${local}`);
+      assert.ok(local.includes(`${h.ip}/`), local);
+    }
+
+    const before = cluster.hosts.map((h) => interfaceBytes(h.ns, h.ifname));
+    // One output directory per host, as separate machines would have; the data sits at the same path on all of
+    // them (what the docs require of a multi-machine run).
+    const results = await Promise.all(
+      cluster.hosts.map((h, rank) => {
+        const out = mkdtempSync(path.join(os.tmpdir(), `nanogpt-netns-h${rank}-`));
+        outs.push(out);
+        return runNodeIn(
+          h.ns,
+          trainCommand(data, out),
+          // The port is arbitrary: every namespace has its own port space, so it cannot clash with anything.
+          { RANK: String(rank), WORLD_SIZE: '3', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: h0.ip, MASTER_PORT: '29500' },
+          90_000,
+        );
+      }),
+    );
+    const afterBytes = cluster.hosts.map((h) => interfaceBytes(h.ns, h.ifname));
+
+    results.forEach((r, k) => assert.equal(r.code, 0, `rank ${k} (${cluster.hosts[k]!.ns}, ${cluster.hosts[k]!.ip}) exited ${r.code ?? r.signal}:\n${r.stderr}`));
+    const sums = results.map((r, k) => /parameter checksum at iteration \d+: (\S+)/.exec(r.stderr)?.[1] ?? `(rank ${k} logged no checksum)`);
+    assert.ok(sums.every((s) => s === sums[0]), `checksums differ: ${sums.join(' / ')}`);
+    assert.match(results[0]!.stderr, /world 3 \(1 per host\)/);
+
+    // Rank 0 alone writes checkpoints: only h0's output directory has one.
+    assert.ok(existsSync(path.join(outs[0]!, 'ckpt.pt')), 'rank 0 wrote no checkpoint');
+    assert.ok(!existsSync(path.join(outs[1]!, 'ckpt.pt')) && !existsSync(path.join(outs[2]!, 'ckpt.pt')), 'only rank 0 writes checkpoints');
+
+    // Proof that the gradients travelled over the veth links. Each optimizer step all-reduces every fp32
+    // gradient; whatever algorithm Gloo picks, each rank must send each of its gradient values out at least once
+    // and receive at least one value per element of the averaged result. So over ITERS steps every host's eth0
+    // carried at least ITERS × 4 bytes × parameters in each direction (headers and rendezvous only add to it).
+    const start = readFileSync(path.join(outs[0]!, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; params?: number })
+      .find((m) => m.type === 'start');
+    const params = start?.params;
+    assert.ok(typeof params === 'number' && params > 0, 'the start record names the parameter count');
+    const minBytes = ITERS * 4 * params;
+    cluster.hosts.forEach((h, k) => {
+      const rx = afterBytes[k]!.rx - before[k]!.rx;
+      const tx = afterBytes[k]!.tx - before[k]!.tx;
+      const where = `${h.ns} ${h.ifname}: received ${rx} B, sent ${tx} B; gradient traffic alone is ≥ ${minBytes} B each way`;
+      assert.ok(rx >= minBytes && tx >= minBytes, where);
+      t.diagnostic(where);
+    });
+  } finally {
+    destroyCluster(prefix);
+    for (const o of outs) rmSync(o, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
+  }
+});
