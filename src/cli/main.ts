@@ -8,12 +8,14 @@ import type { Command } from './command.js';
  * instant. Register a new command with one line here.
  */
 const commands: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./demo.js')).demoCommand,
   train: async () => (await import('./train.js')).trainCommand,
   download: async () => (await import('./download.js')).downloadCommand,
   prepare: async () => (await import('./prepare.js')).prepareCommand,
   launch: async () => (await import('./launch.js')).launchCommand,
   export: async () => (await import('./export.js')).exportCommand,
   sample: async () => (await import('./sample.js')).sampleCommand,
+  report: async () => (await import('./report.js')).reportCommand,
 };
 
 function version(): string {

@@ -4,6 +4,7 @@ import { train, type DistContext, type TrainResult } from './trainer.js';
 import { CollectiveError, ProcessGroup } from '../torch/dist/index.js';
 import { UserError } from '../util/errors.js';
 import { discoverRank } from '../dist/env.js';
+import { writeReport } from '../report/write-report.js';
 
 export async function runTraining(config: TrainConfig): Promise<TrainResult> {
   const info = discoverRank(process.env, {
@@ -37,6 +38,7 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
   try {
     const result = await train({ config, dist, log, signal: controller.signal });
     result.model.dispose();
+    if (info.rank === 0) await writeRunReport(config.out_dir, log);
     return result;
   } catch (err) {
     if (err instanceof CollectiveError) {
@@ -48,5 +50,15 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await dist?.pg.destroy();
+  }
+}
+
+/** The report is a convenience: a failure to draw it is logged and never fails a finished training run. */
+async function writeRunReport(outDir: string, log: (line: string) => void): Promise<void> {
+  try {
+    const written = await writeReport(outDir);
+    log(`report: ${written.html}, ${written.png}`);
+  } catch (err) {
+    log(`report not written (${(err as Error).message}); run \`nanogpt report ${outDir}\` to retry`);
   }
 }

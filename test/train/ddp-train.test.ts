@@ -1,7 +1,7 @@
 // Real multi-process data-parallel training through the CLI, ranks given by torchrun-style variables.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,8 +42,12 @@ for (const n of [2, 3]) {
       assert.ok(sums.every((s) => s === sums[0]), sums.join(' vs '));
       assert.match(results[0]!.stderr, new RegExp(`world ${n} \\(${n} per host\\).*global batch 2 × 2 × ${n} = ${4 * n} sequences`));
       assert.ok(existsSync(path.join(out, 'ckpt.pt')) && existsSync(path.join(out, 'snapshot.pt')));
-      // only rank 0 logs training progress
+      // only rank 0 logs training progress and draws the run report
       assert.doesNotMatch(results[1]!.stderr, /iter \d+: loss/);
+      assert.match(results[0]!.stderr, /report: .*report\.html/);
+      assert.doesNotMatch(results[1]!.stderr, /report:/);
+      assert.match(readFileSync(path.join(out, 'report.html'), 'utf8'), /<svg|<img|loss/i);
+      assert.deepEqual([...readFileSync(path.join(out, 'loss.png')).subarray(1, 4)], [0x50, 0x4e, 0x47]);
     } finally {
       rmSync(out, { recursive: true, force: true });
       rmSync(data, { recursive: true, force: true });

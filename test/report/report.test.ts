@@ -1,0 +1,447 @@
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as zlib from 'node:zlib';
+import { after, before, test } from 'node:test';
+import { downsample, formatTicks, niceTicks } from '../../src/report/chart-scale.js';
+import { parseMetrics, summarise } from '../../src/report/metrics-reader.js';
+import { CHART_COLORS, crc32, encodePng, FONT_GLYPHS, lossChartPng } from '../../src/report/png.js';
+import { writeReport } from '../../src/report/write-report.js';
+
+const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
+let dir: string;
+
+before(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'nanogpt-report-'));
+});
+after(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+// ------------------------------------------------------------------------------------------- synthetic runs
+
+const CONFIG = {
+  data_dir: 'data/shakespeare',
+  block_size: 64,
+  optimizer_config: { learning_rate: 6e-4, weight_decay: 0.1 },
+  trainer_config: { max_iters: 40, eval_interval: 10, log_interval: 1, batch_size: 4 },
+  model: { preset: 'gpt2-tiny', dropout: 0, bias: true },
+  out_dir: 'out/<test>',
+  distributed: { main_process_ip: null, main_process_port: 0 },
+};
+
+class RunWriter {
+  lines: string[] = [];
+  private t = Date.parse('2024-05-01T12:00:00Z');
+  private time(): string {
+    this.t += 1000;
+    return new Date(this.t).toISOString();
+  }
+  rec(r: Record<string, unknown>): this {
+    this.lines.push(JSON.stringify({ time: this.time(), ...r }));
+    return this;
+  }
+  raw(line: string): this {
+    this.lines.push(line);
+    return this;
+  }
+  start(resumedAt: number | null): this {
+    return this.rec({ type: 'start', world: 2, threads: 1, params: 123_456, tokens_per_step: 512, config: CONFIG, resumed_at: resumedAt });
+  }
+  /** Steps from+1..to, with an evaluation at every multiple of 10 in [evalFrom, to] before its step. */
+  steps(from: number, to: number, evalFrom: number, lossOffset = 0): this {
+    for (let i = from; i <= to; i++) {
+      if (i % 10 === 0 && i >= evalFrom) this.rec({ type: 'eval', iter: i, train_loss: trueLoss(i) + lossOffset, val_loss: trueLoss(i) + 0.1 + lossOffset, lr: lr(i), tokens: i * 512 });
+      if (i < to) this.rec({ type: 'train', iter: i + 1, loss: trueLoss(i + 1) + lossOffset, lr: lr(i), grad_norm: 0.9, ms: 100, comm_ms: 5, tokens_per_s: 5120 + (i % 3), mfu: null, tokens: (i + 1) * 512 });
+    }
+    return this;
+  }
+  end(iter: number, best: number | null, interrupted = false): this {
+    return this.rec({ type: 'end', iter, best_val_loss: best, tokens: iter * 512, ms: 40_000, interrupted });
+  }
+  text(): string {
+    return this.lines.join('\n') + '\n';
+  }
+}
+const trueLoss = (i: number): number => 2 + 8 * Math.exp(-i / 12);
+const lr = (i: number): number => 6e-4 * Math.min(1, (i + 1) / 5);
+
+/**
+ * A resumed run: session 1 runs to step 30 then dies (no end line, and its last line is cut short); session 2
+ * resumes from the snapshot at step 20 and finishes at 40. Malformed lines of several kinds are sprinkled in.
+ */
+function resumedRunText(): string {
+  return new RunWriter()
+    .start(null)
+    .steps(0, 30, 0, 0.5) // +0.5: the superseded records are recognisable
+    .raw('')
+    .raw('not json at all')
+    .raw('[1, 2, 3]')
+    .raw('{"time":"2024-05-01T12:00:00Z","iter":3}')
+    .raw('{"time":"2024-05-01T12:00:00Z","type":"mystery","iter":3}')
+    .raw('{"time":"2024-05-01T12:00:00Z","type":"train","iter":3,"loss":"high"}')
+    .raw('{"time":"2024-05-01T12:00:00Z","type":"train","iter":3.5,"loss":1}')
+    .raw('{"time":"2024-05-01T12:00:00Z","type":"train","ite')
+    .start(20)
+    .steps(20, 40, 21)
+    .end(40, trueLoss(40) + 0.1)
+    .text();
+}
+
+// ------------------------------------------------------------------------------------------- parse + summary
+
+test('parseMetrics skips malformed lines with notes and merges a resumed run into one history', () => {
+  const m = parseMetrics(resumedRunText());
+  assert.equal(m.malformed, 7);
+  assert.equal(m.malformedNotes.length, 5);
+  assert.match(m.malformedNotes[0]!, /^line \d+: not valid JSON$/);
+  assert.match(m.malformedNotes.join('\n'), /not a JSON object/);
+  assert.match(m.malformedNotes.join('\n'), /no 'type' field/);
+  assert.match(m.malformedNotes.join('\n'), /unknown type "mystery"/);
+  assert.match(m.malformedNotes.join('\n'), /field 'loss' is not a number/);
+
+  assert.equal(m.sessions.length, 2);
+  assert.equal(m.sessions[0]!.end, null);
+  assert.equal(m.sessions[1]!.start.resumed_at, 20);
+  // Session 1's steps 21..30 and its eval at 30 were redone by session 2, which replaces them.
+  assert.equal(m.superseded, 11);
+  assert.deepEqual(m.train.map((r) => r.iter), Array.from({ length: 40 }, (_, i) => i + 1));
+  assert.deepEqual(m.evals.map((r) => r.iter), [0, 10, 20, 30, 40]);
+  assert.equal(m.train[19]!.loss, trueLoss(20) + 0.5, 'step 20 is from session 1');
+  assert.equal(m.train[29]!.loss, trueLoss(30), 'step 30 is from session 2');
+  assert.equal(m.evals[3]!.val_loss, trueLoss(30) + 0.1);
+
+  const s = summarise(m);
+  assert.equal(s.status, 'completed');
+  assert.equal(s.sessions, 2);
+  assert.equal(s.iter, 40);
+  assert.equal(s.maxIters, 40);
+  assert.equal(s.bestValLoss, trueLoss(40) + 0.1);
+  assert.equal(s.bestValIter, 40);
+  assert.equal(s.lastTrainLoss, trueLoss(40));
+  assert.equal(s.lastEval?.iter, 40);
+  assert.equal(s.tokens, 40 * 512);
+  // Session 1 has no end line: its time is the span of its timestamps; session 2's is the end line's ms.
+  const s1 = m.sessions[0]!;
+  assert.equal(s1.ms, Date.parse(s1.lastTime) - Date.parse(s1.start.time));
+  assert.ok(s1.ms > 0);
+  assert.equal(s.wallMs, s1.ms + 40_000);
+  assert.ok(Math.abs(s.meanTokensPerS! - 5121) < 1.01);
+  assert.equal(s.meanMfu, null);
+  assert.equal(s.world, 2);
+  assert.equal(s.params, 123_456);
+  assert.deepEqual(s.config, CONFIG);
+});
+
+test('summarise: a run with no eval and no end line (still running or killed) is incomplete, with no val loss', () => {
+  const m = parseMetrics(new RunWriter().start(null).steps(0, 7, 999).text());
+  assert.equal(m.malformed, 0);
+  assert.equal(m.evals.length, 0);
+  const s = summarise(m);
+  assert.equal(s.status, 'incomplete');
+  assert.match(s.statusText, /no end record/);
+  assert.equal(s.bestValLoss, null);
+  assert.equal(s.lastEval, null);
+  assert.equal(s.lastTrainIter, 7);
+  assert.equal(s.wallMs, 7000);
+});
+
+test('summarise: an interrupted run; a diverged (null) loss is kept as NaN; Infinity best_val_loss (null) is no figure', () => {
+  const w = new RunWriter().start(null).steps(0, 3, 999);
+  w.rec({ type: 'train', iter: 4, loss: null, lr: 1e-4, grad_norm: null, ms: 100, tokens_per_s: 5000, mfu: 0.25, tokens: 2048 });
+  w.end(4, null, true);
+  const m = parseMetrics(w.text());
+  assert.equal(m.malformed, 0);
+  assert.ok(Number.isNaN(m.train[3]!.loss));
+  const s = summarise(m);
+  assert.equal(s.status, 'interrupted');
+  assert.equal(s.lastTrainIter, 3, 'the last finite loss');
+  assert.equal(s.bestValLoss, null);
+  assert.equal(s.meanMfu, 0.25);
+});
+
+test('chart scale helpers: round ticks, consistent labels, min/max downsampling keeps spikes', () => {
+  assert.deepEqual(niceTicks(0, 100, 5).ticks, [0, 20, 40, 60, 80, 100]);
+  const { ticks, step } = niceTicks(0.99, 1.24, 5);
+  assert.equal(step, 0.05);
+  assert.deepEqual(formatTicks(ticks, step), ['1.00', '1.05', '1.10', '1.15', '1.20']);
+  const wide = niceTicks(0.95, 1.32, 5);
+  assert.deepEqual(formatTicks(wide.ticks, wide.step), ['1.0', '1.1', '1.2', '1.3']);
+  const lrTicks = niceTicks(6e-5, 6e-4, 6);
+  assert.deepEqual(formatTicks(lrTicks.ticks, lrTicks.step), ['1e-4', '2e-4', '3e-4', '4e-4', '5e-4', '6e-4']);
+  const pts = Array.from({ length: 10_000 }, (_, i) => ({ x: i, y: i === 4321 ? 99 : 1 }));
+  const d = downsample(pts, 500);
+  assert.ok(d.length <= 500);
+  assert.ok(d.some((p) => p.y === 99), 'the spike survives');
+  assert.deepEqual(d.map((p) => p.x), [...d.map((p) => p.x)].sort((a, b) => a - b), 'x stays ordered');
+});
+
+// ------------------------------------------------------------------------------------------- PNG
+
+interface DecodedPng {
+  width: number;
+  height: number;
+  channels: number;
+  pixels: Buffer;
+  chunks: string[];
+}
+
+const CRC = (buf: Buffer): number => ((zlib as { crc32?: (b: Buffer) => number }).crc32 ?? crc32)(buf);
+
+/** An independent PNG reader for the checks: every chunk's CRC, IHDR, 8-bit RGB/RGBA, all five row filters. */
+function decodePng(file: Buffer): DecodedPng {
+  assert.deepEqual([...file.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
+  let off = 8;
+  const chunks: string[] = [];
+  const idat: Buffer[] = [];
+  let ihdr: Buffer | null = null;
+  while (off < file.length) {
+    const len = file.readUInt32BE(off);
+    const type = file.toString('latin1', off + 4, off + 8);
+    const data = file.subarray(off + 8, off + 8 + len);
+    assert.equal(file.readUInt32BE(off + 8 + len), CRC(file.subarray(off + 4, off + 8 + len)), `CRC of chunk ${type}`);
+    chunks.push(type);
+    if (type === 'IHDR') ihdr = Buffer.from(data);
+    if (type === 'IDAT') idat.push(data);
+    off += 12 + len;
+    if (type === 'IEND') break;
+  }
+  assert.equal(chunks[0], 'IHDR');
+  assert.equal(chunks.at(-1), 'IEND');
+  assert.equal(off, file.length, 'nothing after IEND');
+  const width = ihdr!.readUInt32BE(0);
+  const height = ihdr!.readUInt32BE(4);
+  assert.equal(ihdr![8], 8, 'bit depth 8');
+  assert.ok(ihdr![9] === 2 || ihdr![9] === 6, `colour type ${ihdr![9]}`);
+  assert.equal(ihdr![12], 0, 'not interlaced');
+  const channels = ihdr![9] === 6 ? 4 : 3;
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  assert.equal(raw.length, (stride + 1) * height, 'inflated IDAT size matches the dimensions');
+  const px = Buffer.alloc(stride * height);
+  for (let y = 0; y < height; y++) {
+    const f = raw[y * (stride + 1)]!;
+    assert.ok(f <= 4, `row ${y} filter ${f}`);
+    for (let x = 0; x < stride; x++) {
+      const v = raw[y * (stride + 1) + 1 + x]!;
+      const a = x >= channels ? px[y * stride + x - channels]! : 0;
+      const b = y > 0 ? px[(y - 1) * stride + x]! : 0;
+      const c = x >= channels && y > 0 ? px[(y - 1) * stride + x - channels]! : 0;
+      let pred = 0;
+      if (f === 1) pred = a;
+      else if (f === 2) pred = b;
+      else if (f === 3) pred = (a + b) >> 1;
+      else if (f === 4) {
+        const p = a + b - c;
+        const pa = Math.abs(p - a);
+        const pb = Math.abs(p - b);
+        const pc = Math.abs(p - c);
+        pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      px[y * stride + x] = (v + pred) & 0xff;
+    }
+  }
+  return { width, height, channels, pixels: px, chunks };
+}
+
+/** Pixels within `tol` (per channel) of colour `c`. */
+function countColour(img: DecodedPng, c: readonly number[], tol = 0): number {
+  let n = 0;
+  for (let i = 0; i < img.width * img.height; i++) {
+    const o = i * img.channels;
+    if (Math.abs(img.pixels[o]! - c[0]!) <= tol && Math.abs(img.pixels[o + 1]! - c[1]!) <= tol && Math.abs(img.pixels[o + 2]! - c[2]!) <= tol) n++;
+  }
+  return n;
+}
+
+test('crc32 matches the standard check value; a tiny PNG round-trips', () => {
+  assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
+  const rgb = new Uint8Array([255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9]);
+  const img = decodePng(encodePng(2, 2, rgb));
+  assert.equal(img.width, 2);
+  assert.equal(img.height, 2);
+  assert.deepEqual([...img.pixels], [...rgb]);
+  assert.throws(() => encodePng(2, 2, new Uint8Array(5)), /expected 12 RGB bytes/);
+});
+
+test('the built-in font has 5x7 glyphs', () => {
+  for (const [ch, g] of Object.entries(FONT_GLYPHS)) {
+    assert.equal(g.length, 7, `glyph '${ch}' rows`);
+    for (const row of g) assert.match(row, /^[.#]{5}$/, `glyph '${ch}'`);
+  }
+});
+
+test('loss.png decodes: signature, IHDR 800x450, valid CRCs, curve and val-point colours present', () => {
+  const m = parseMetrics(resumedRunText());
+  const img = decodePng(lossChartPng(m));
+  assert.deepEqual(img.chunks, ['IHDR', 'IDAT', 'IEND']);
+  assert.equal(img.width, 800);
+  assert.equal(img.height, 450);
+  assert.equal(img.channels, 3);
+  const train = countColour(img, CHART_COLORS.train);
+  const val = countColour(img, CHART_COLORS.val);
+  assert.ok(train > 1000, `train-loss pixels: ${train}`);
+  // 5 val points of radius 4 (~50 px each) plus the legend dot.
+  assert.ok(val > 5 * 40, `val-loss pixels: ${val}`);
+  // The curve falls from left to right: train-colour pixels in the left third sit higher than in the right third.
+  const meanY = (x0: number, x1: number): number => {
+    let sum = 0;
+    let n = 0;
+    for (let y = 50; y < 400; y++) {
+      for (let x = x0; x < x1; x++) {
+        const o = (y * 800 + x) * 3;
+        if (img.pixels[o] === CHART_COLORS.train[0] && img.pixels[o + 1] === CHART_COLORS.train[1] && img.pixels[o + 2] === CHART_COLORS.train[2]) {
+          sum += y;
+          n++;
+        }
+      }
+    }
+    return sum / n;
+  };
+  assert.ok(meanY(90, 300) < meanY(560, 770), 'loss decreases');
+
+  // An empty run still gives a valid image (frame and message, no curve).
+  const empty = decodePng(lossChartPng(parseMetrics(new RunWriter().start(null).text())));
+  assert.equal(empty.width, 800);
+  assert.ok(countColour(empty, CHART_COLORS.train) < 150, 'only the legend swatch is train-coloured');
+});
+
+// ------------------------------------------------------------------------------------------- report + Chromium
+
+async function runDir(name: string, text: string): Promise<string> {
+  const d = path.join(dir, name);
+  await fs.mkdir(d, { recursive: true });
+  await fs.writeFile(path.join(d, 'metrics.jsonl'), text);
+  return d;
+}
+
+function chromiumPath(): string | null {
+  const r = spawnSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function chromium(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('chromium', args, { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`chromium failed: ${err.message}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+test('writeReport writes a self-contained report.html that headless Chromium renders with charts full of data', async () => {
+  assert.ok(chromiumPath(), "Debian's chromium is not installed: run bash scripts/setup.sh (it installs it)");
+  const d = await runDir('run-chromium', resumedRunText());
+  const r = await writeReport(d);
+  assert.equal(r.html, path.join(d, 'report.html'));
+  assert.equal(r.png, path.join(d, 'loss.png'));
+  assert.equal(r.malformed, 7);
+  const html = await fs.readFile(r.html, 'utf8');
+  // Self-contained: no scripts, no external resources of any kind.
+  assert.doesNotMatch(html, /<script|<link|<img|<iframe|@import|url\(|\bsrc=|\bhref=/i);
+  assert.deepEqual((await fs.readdir(d)).filter((f) => f.endsWith('.tmp')), [], 'no temp files left');
+
+  const profile = await fs.mkdtemp(path.join(os.tmpdir(), 'nanogpt-chromium-'));
+  try {
+    const common = ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, '--hide-scrollbars', '--window-size=900,1600'];
+    const url = pathToFileURL(r.html).href;
+    const { stdout: dom } = await chromium([...common, '--dump-dom', url]);
+    // The rendered DOM (as Chromium parsed it) holds each chart with every data point.
+    for (const id of ['chart-loss', 'chart-lr', 'chart-tokens']) assert.match(dom, new RegExp(`<svg id="${id}"`), id);
+    const polyline = (cls: string): string[] => [...dom.matchAll(new RegExp(`<polyline class="series ${cls}"[^>]*\\spoints="([^"]*)"`, 'g'))].map((x) => x[1]!);
+    for (const cls of ['train-loss', 'lr', 'tokens-per-s']) {
+      const lines = polyline(cls);
+      assert.equal(lines.length, 1, `${cls}: one polyline`);
+      const pairs = lines[0]!.trim().split(/\s+/);
+      assert.equal(pairs.length, 40, `${cls}: one point per logged step`);
+      for (const p of pairs) assert.match(p, /^-?\d+(\.\d+)?,-?\d+(\.\d+)?$/);
+    }
+    const valDots = dom.match(/<g class="series val-loss"[^>]*>(.*?)<\/g>/s)![1]!;
+    assert.equal((valDots.match(/<circle /g) ?? []).length, 5, 'one val dot per evaluation');
+    assert.match(valDots, /<title>step 40: val loss \(eval\) 2\.\d{4}<\/title>/);
+    const figure = (key: string): string => dom.match(new RegExp(`<td data-figure="${key}">([^<]*)</td>`))?.[1] ?? '(missing)';
+    assert.equal(figure('status'), 'completed');
+    assert.equal(figure('best-val-loss'), (trueLoss(40) + 0.1).toFixed(4));
+    assert.equal(figure('last-train-loss'), trueLoss(40).toFixed(4));
+    assert.equal(figure('tokens'), '20.5k (20480)');
+    assert.equal(figure('iterations'), '40 / 40');
+    assert.equal(figure('world'), '2');
+    assert.match(figure('node'), /^v\d+\./);
+    assert.match(dom, /7 malformed line\(s\) in metrics\.jsonl were skipped/);
+    assert.match(dom, /<th>trainer_config\.max_iters<\/th><td>40<\/td>/);
+
+    // And it paints: the screenshot has the train-loss blue and the val-loss red in it.
+    const shot = path.join(profile, 'shot.png');
+    await chromium([...common, `--screenshot=${shot}`, url]);
+    const img = decodePng(await fs.readFile(shot));
+    assert.equal(img.width, 900);
+    const blue = countColour(img, [0x1f, 0x77, 0xb4], 24);
+    const red = countColour(img, [0xd6, 0x27, 0x28], 24);
+    assert.ok(blue > 300, `train-loss line pixels in the screenshot: ${blue}`);
+    assert.ok(red > 100, `val-loss dot pixels in the screenshot: ${red}`);
+  } finally {
+    await fs.rm(profile, { recursive: true, force: true });
+  }
+});
+
+test('a report for a run without evaluations or an end line renders, saying so', async () => {
+  const d = await runDir('run-noeval', new RunWriter().start(null).steps(0, 5, 999).text());
+  const r = await writeReport(d);
+  const html = await fs.readFile(r.html, 'utf8');
+  assert.match(html, /No evaluation was logged/);
+  assert.match(html, /<td data-figure="best-val-loss">—<\/td>/);
+  assert.match(html, /<td data-figure="status">incomplete<\/td>/);
+  assert.match(html, /<polyline class="series train-loss" data-points="5"/);
+  assert.doesNotMatch(html, /<g class="series val-loss"[^>]*><circle/);
+  decodePng(await fs.readFile(r.png));
+});
+
+// ------------------------------------------------------------------------------------------- CLI
+
+function nanogpt(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('nanogpt report <dir> writes both files; a missing directory or metrics file is exit 2 with a fix', async () => {
+  const d = await runDir('run-cli', new RunWriter().start(null).steps(0, 20, 0).end(20, trueLoss(20) + 0.1).text());
+  const ok = await nanogpt(['report', d]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /wrote .*report\.html/);
+  assert.ok((await fs.stat(path.join(d, 'report.html'))).size > 1000);
+  decodePng(await fs.readFile(path.join(d, 'loss.png')));
+  const flag = await nanogpt(['report', '--out-dir', d]);
+  assert.equal(flag.code, 0, flag.stderr);
+
+  const missing = await nanogpt(['report', path.join(dir, 'no-such-run')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /run directory .*no-such-run does not exist/);
+  assert.match(missing.stderr, /fix: train first/);
+  assert.doesNotMatch(missing.stderr, /at .*\.js:\d+/, 'no stack trace');
+
+  const emptyDir = path.join(dir, 'empty-run');
+  await fs.mkdir(emptyDir);
+  const noMetrics = await nanogpt(['report', emptyDir]);
+  assert.equal(noMetrics.code, 2);
+  assert.match(noMetrics.stderr, /no metrics\.jsonl in .*empty-run/);
+
+  await fs.writeFile(path.join(emptyDir, 'metrics.jsonl'), '{"trunc');
+  const junk = await nanogpt(['report', emptyDir]);
+  assert.equal(junk.code, 2);
+  assert.match(junk.stderr, /holds no metrics record \(1 malformed line/);
+
+  const none = await nanogpt(['report']);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /no run directory given/);
+
+  const help = await nanogpt(['report', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: nanogpt report <out_dir>/);
+  assert.match(help.stdout, /Examples:/);
+});
