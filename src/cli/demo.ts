@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import { UserError } from '../util/errors.js';
+import { readMetricsFile } from '../report/metrics-reader.js';
 
 const HELP = `nanogpt demo — the whole workflow on the embedded corpus, offline
 
@@ -47,6 +48,16 @@ function run(stage: string, args: string[]): Promise<void> {
   });
 }
 
+/** "val loss 10.83 (iter 0) → 7.69 (iter 120)": the first and the last evaluation of the run. */
+async function valLossLine(runDir: string): Promise<string> {
+  const { evals } = await readMetricsFile(path.join(runDir, 'metrics.jsonl'));
+  const first = evals[0];
+  const last = evals[evals.length - 1];
+  if (!first || !last || first === last) return '';
+  const fmt = (e: typeof first): string => `${e.val_loss.toFixed(2)} (iter ${e.iter})`;
+  return `val loss ${fmt(first)} → ${fmt(last)}.`;
+}
+
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run the whole workflow offline on the embedded corpus (prepare, 2-rank training, sampling)',
@@ -76,8 +87,7 @@ export const demoCommand: Command = {
     if (!existsSync(path.join(runDir, 'report.html'))) await run('4/4 report', ['report', runDir]);
     else process.stderr.write('\n==> 4/4 report: written by the trainer\n');
     const secs = Math.round((Date.now() - started) / 1000);
-    process.stderr.write(
-      `\ndemo finished in ${secs} s. Outputs:\n` +
+    process.stderr.write(`\ndemo finished in ${secs} s. ${await valLossLine(runDir)}\nOutputs:\n` +
         `  ${data}/train.bin, val.bin, meta.json   tokenized corpus\n` +
         `  ${runDir}/ckpt.pt                         best model (safetensors)\n` +
         `  ${runDir}/snapshot.pt                     resumable snapshot\n` +

@@ -20,7 +20,7 @@ function typeName(t: Field['type']): string {
 function checkValue(path: string, value: unknown, field: Field, origin: string): unknown {
   const t = field.type;
   const bad = (): never => {
-    throw new UserError(`${origin}: ${path} = ${JSON.stringify(value)} is not ${typeof t === 'string' ? `a ${t}` : typeName(t)}`, `set ${path} to ${typeName(t)} (${field.doc})`);
+    throw new UserError(`${origin}: ${path} = ${JSON.stringify(value)} is not ${typeof t === 'string' ? `${/^[aeiou]/.test(t) ? 'an' : 'a'} ${t}` : typeName(t)}`, `set ${path} to ${typeName(t)} (${field.doc})`);
   };
   if (typeof t === 'object') {
     if (typeof value !== 'string' || !t.enum.includes(value)) bad();
