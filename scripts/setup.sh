@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # ---- Debian packages
-packages=(build-essential python3 libopenblas0-pthread openmpi-bin libopenmpi-dev iproute2 procps chromium)
+packages=(build-essential python3 libopenblas0-pthread libtcmalloc-minimal4 openmpi-bin libopenmpi-dev iproute2 procps chromium)
 if [[ -z "${LIBTORCH:-}" ]]; then
   packages+=(libtorch-dev libgloo-dev)
 fi

@@ -9,6 +9,7 @@ import { DEFAULT_MASTER_PORT } from '../dist/env.js';
 import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../dist/launch.js';
 import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, readHostsFile, sshArgs } from '../dist/hosts.js';
 import { defaultThreads, findTcmalloc, threadEnv, withPreload } from '../dist/threads.js';
+import { tcmallocPreload } from './allocator.js';
 
 const help = `nanogpt launch — start the ranks of a distributed run
 
@@ -28,7 +29,8 @@ Options:
   --master_addr A     where rank 0 listens (default 127.0.0.1; with --hosts the first host's address)
   --master_port P     rendezvous port (default: a free port; ${DEFAULT_MASTER_PORT} when rank 0 is on another machine)
   --threads T         intra-op threads per rank (default: physical cores / ranks on this machine)
-  --tcmalloc          preload Debian's tcmalloc (apt-get install libtcmalloc-minimal4)
+  --tcmalloc          require tcmalloc and preload it on every host (local ranks get it anyway when it is
+                      installed; NANOGPT_ALLOCATOR=system turns that off)
   --timeout S         seconds the other ranks get to exit after one fails, before SIGKILL (default 10)
   --dry_run           print what would run, start nothing
 
@@ -82,6 +84,12 @@ async function run(argv: string[]): Promise<number> {
 
   const extraEnv: Record<string, string> = {};
   if (flagBoolean(args, 'tcmalloc')) extraEnv.LD_PRELOAD = withPreload(process.env.LD_PRELOAD, findTcmalloc());
+  else if (hostsFile === undefined) {
+    // Local ranks get tcmalloc whenever it is installed (src/cli/allocator.ts says why); on other hosts each
+    // rank's `nanogpt train` preloads its own.
+    const preload = tcmallocPreload(process.env);
+    if (preload !== null) extraEnv.LD_PRELOAD = preload;
+  }
   const say = (line: string): void => void process.stderr.write(`nanogpt launch: ${line}\n`);
   let specs: ProcSpec[];
 

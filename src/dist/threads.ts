@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
+import { tcmallocPath, withPreload } from '../cli/allocator.js';
 
 /** Distinct (socket, core) pairs in /proc/cpuinfo text; 0 when it does not say (some ARM kernels, some VMs). */
 export function physicalCoresFromCpuinfo(text: string): number {
@@ -66,34 +67,18 @@ export function threadEnv(threads: number): Record<string, string> {
 
 // ---- tcmalloc ------------------------------------------------------------------------------------------------
 
-/** Debian/Ubuntu library directories for this architecture (multiarch first). */
-function libDirs(): string[] {
-  const triplet: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu' };
-  const t = triplet[process.arch];
-  return [...(t ? [`/usr/lib/${t}`, `/lib/${t}`] : []), '/usr/lib64', '/usr/lib', '/usr/local/lib'];
-}
-
 /**
- * The tcmalloc shared library to preload. The minimal build (package libtcmalloc-minimal4) is the allocator
- * alone, which is all we want; the full one (libgoogle-perftools4, what the original installed through
- * libgoogle-perftools-dev) is accepted too.
+ * The tcmalloc shared library to preload for `nanogpt launch --tcmalloc`, which insists on it. The minimal build
+ * (package libtcmalloc-minimal4) is the allocator alone, which is all we want; the full one (libgoogle-perftools4,
+ * what the original installed through libgoogle-perftools-dev) is accepted too.
  */
-export function findTcmalloc(dirs: readonly string[] = libDirs()): string {
-  const names = ['libtcmalloc_minimal.so.4', 'libtcmalloc.so.4'];
-  for (const name of names) {
-    for (const dir of dirs) {
-      const p = path.join(dir, name);
-      if (existsSync(p)) return p;
-    }
-  }
+export function findTcmalloc(dirs?: readonly string[]): string {
+  const lib = tcmallocPath(dirs);
+  if (lib !== null) return lib;
   throw new UserError(
-    `--tcmalloc: tcmalloc is not installed (looked for ${names.join(' and ')} in ${dirs.join(', ')})`,
+    '--tcmalloc: tcmalloc is not installed (looked for libtcmalloc_minimal.so.4 and libtcmalloc.so.4 in the system library folders)',
     'install it with `sudo apt-get install libtcmalloc-minimal4` (Debian/Ubuntu; or libgoogle-perftools4), or drop --tcmalloc',
   );
 }
 
-/** LD_PRELOAD with `lib` added in front of whatever the user already preloads. */
-export function withPreload(existing: string | undefined, lib: string): string {
-  const parts = (existing ?? '').split(/[:\s]+/).filter((p) => p !== '' && p !== lib);
-  return [lib, ...parts].join(':');
-}
+export { withPreload };

@@ -15,6 +15,7 @@ import { loadModel, pathExists, restoreOptimizer, saveModel, saveSnapshot, type 
 import { initialModel, makeOptimizer } from './model-init.js';
 import { formatCount, formatDuration, MetricsLog } from './metrics.js';
 import { GradientSync, parameterChecksum } from './ddp.js';
+import { activeAllocator, ALLOCATOR_ENV } from '../cli/allocator.js';
 
 export interface DistContext {
   pg: ProcessGroup;
@@ -150,10 +151,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const withPrecision = <T>(fn: () => T): T => (bf16 ? torch.autocast(fn, { dtype: 'bfloat16' }) : fn());
   const sync = dist ? new GradientSync(dist.pg, model.parameters()) : null;
 
+  const allocator = activeAllocator();
   say(
     `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${dist?.localWorldSize ?? 1} per host) · ${threads} threads/process · ` +
-      `global batch ${t.batch_size} × ${accum} × ${world} = ${t.batch_size * accum * world} sequences (${formatCount(tokensPerStep)} tokens) · ${t.mixed_precision}`,
+      `global batch ${t.batch_size} × ${accum} × ${world} = ${t.batch_size * accum * world} sequences (${formatCount(tokensPerStep)} tokens) · ${t.mixed_precision} · ${allocator}`,
   );
+  if (allocator === 'glibc malloc' && process.env[ALLOCATOR_ENV] !== 'system') {
+    say('note: running on glibc malloc; steps are several times slower than with tcmalloc (apt-get install libtcmalloc-minimal4)');
+  }
   metrics.write({ type: 'start', world, threads, params: nParams, tokens_per_step: tokensPerStep, config: c, resumed_at: state ? iter : null });
 
   // ---- helpers
