@@ -37,7 +37,15 @@ Group* GroupArg(const Napi::CallbackInfo& info, size_t i) {
 
 Group* LiveGroup(const Napi::CallbackInfo& info, size_t i) {
   Group* g = GroupArg(info, i);
-  if (!g->pg || !g->store) throw Napi::Error::New(info.Env(), "process group used after destroy()");
+  if (!g->store) throw Napi::Error::New(info.Env(), "process group used after destroy()");
+  if (!g->pg) throw Napi::Error::New(info.Env(), "process group used after a failed collective aborted it");
+  return g;
+}
+
+// The store outlives an aborted Gloo group: the surviving ranks use it to find out who is gone.
+Group* StoreGroup(const Napi::CallbackInfo& info, size_t i) {
+  Group* g = GroupArg(info, i);
+  if (!g->store) throw Napi::Error::New(info.Env(), "process group used after destroy()");
   return g;
 }
 
@@ -213,10 +221,20 @@ Napi::Value PgDestroy(const Napi::CallbackInfo& info) {
   });
 }
 
+// pgAbort(group) → Promise<void>: drops the Gloo group (its threads and connections) and keeps the store. After a
+// failed collective this closes our connections at once, so peers blocked on us fail now instead of at their
+// timeout, and every survivor reaches the store-based diagnosis together.
+Napi::Value PgAbort(const Napi::CallbackInfo& info) {
+  Group* g = GroupArg(info, 0);
+  auto pg = std::move(g->pg);
+  g->pg.reset();
+  return Start(info.Env(), [pg = std::move(pg)]() mutable { pg.reset(); });
+}
+
 std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
 Napi::Value StoreSet(const Napi::CallbackInfo& info) {
-  Group* g = LiveGroup(info, 0);
+  Group* g = StoreGroup(info, 0);
   auto store = g->store;
   std::string k = Str(info, 1), v = Str(info, 2);
   return Start(info.Env(), [store, k, v]() { store->set(k, Bytes(v)); });
@@ -224,7 +242,7 @@ Napi::Value StoreSet(const Napi::CallbackInfo& info) {
 
 // storeGet waits up to the store's timeout for the key; rejects if it never appears.
 Napi::Value StoreGet(const Napi::CallbackInfo& info) {
-  Group* g = LiveGroup(info, 0);
+  Group* g = StoreGroup(info, 0);
   auto store = g->store;
   std::string k = Str(info, 1);
   auto out = std::make_shared<std::string>();
@@ -237,7 +255,7 @@ Napi::Value StoreGet(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
-  Group* g = LiveGroup(info, 0);
+  Group* g = StoreGroup(info, 0);
   auto store = g->store;
   std::vector<std::string> keys;
   if (!info[1].IsArray()) throw Napi::TypeError::New(info.Env(), "storeCheck expects an array of keys");
@@ -250,7 +268,7 @@ Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
-  Group* g = LiveGroup(info, 0);
+  Group* g = StoreGroup(info, 0);
   auto store = g->store;
   std::string k = Str(info, 1);
   int64_t by = Int(info, 2);
@@ -268,6 +286,7 @@ void InitDist(Napi::Env env, Napi::Object exports) {
   NTS_EXPORT(exports, "pgAllreduce", PgAllreduce);
   NTS_EXPORT(exports, "pgBroadcast", PgBroadcast);
   NTS_EXPORT(exports, "pgBarrier", PgBarrier);
+  NTS_EXPORT(exports, "pgAbort", PgAbort);
   NTS_EXPORT(exports, "pgAllgather", PgAllgather);
   NTS_EXPORT(exports, "pgDestroy", PgDestroy);
   NTS_EXPORT(exports, "storeSet", StoreSet);

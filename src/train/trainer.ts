@@ -198,21 +198,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     worldSize: world,
   });
 
+  let snapshotsThisRun = 0;
   const writeSnapshot = async (): Promise<void> => {
     // Every rank's sampler and RNG state goes in, so a resume at the same world size is exact on every rank.
     let perRank = { sampler: [loader.getState()], rng: [currentState().rng] };
     if (dist) {
-      const key = `nanogpt/rankstate/${iter}/${Date.now() % 1e9}`;
-      const mine = JSON.stringify({ sampler: loader.getState(), rng: currentState().rng });
-      const tag = isMain ? key : '';
-      // rank 0 chooses the key; others learn it through the store
-      if (isMain) await dist.pg.storeSet(`nanogpt/snapkey/${iter}`, tag);
-      const k = isMain ? key : await dist.pg.storeGet(`nanogpt/snapkey/${iter}`);
-      await dist.pg.storeSet(`${k}/${rank}`, mine);
+      // Each rank posts its state, then a barrier: rank 0 reads only keys that are already there, and a rank that
+      // died before posting is named by the barrier's diagnosis instead of surfacing as a store timeout. The
+      // store lives as long as this run, and snapshots are numbered in the same order on every rank.
+      const prefix = `nanogpt/rankstate/${++snapshotsThisRun}`;
+      await dist.pg.storeSet(`${prefix}/${rank}`, JSON.stringify({ sampler: loader.getState(), rng: currentState().rng }));
+      await dist.pg.barrier();
       if (isMain) {
         perRank = { sampler: [], rng: [] };
         for (let r = 0; r < world; r++) {
-          const s = JSON.parse(await dist.pg.storeGet(`${k}/${r}`)) as { sampler: SamplerState; rng: string };
+          const s = JSON.parse(await dist.pg.storeGet(`${prefix}/${r}`)) as { sampler: SamplerState; rng: string };
           perRank.sampler.push(s.sampler);
           perRank.rng.push(s.rng);
         }

@@ -107,31 +107,53 @@ export class ProcessGroup {
   }
 
   /**
-   * After a failed collective, every surviving rank writes a probe key to the store and looks for the others'.
-   * Ranks whose key never appears are reported as gone; if the store itself is unreachable, rank 0 (its host) is.
+   * After a failed collective: first drop our Gloo group, which closes our connections, so that peers blocked on
+   * us fail now rather than at their own timeout. Then every surviving rank posts an "alive" key to the store and
+   * looks for the others' for up to the group's timeout, at most 30 s (a peer busy computing joins after its step),
+   * stopping as soon as all have answered. The key does not name the failed collective: a rank can fail one collective later
+   * than another (a ring all-reduce may complete on one rank after the dead peer's last send) and is still alive.
+   * Ranks whose key never appears are reported as gone. Rank 0 hosts the store, so it keeps it up until every rank
+   * it saw alive has finished its own diagnosis; if the store itself is unreachable, rank 0 is the one gone.
    */
   async #diagnose(name: string, seq: number, cause: Error): Promise<CollectiveError> {
-    const prefix = `probe/${seq}/`;
-    let missing: number[] = [];
     try {
-      await native.storeSet(this.handle, `${prefix}${this.rank}`, '1');
-      const deadline = Date.now() + Math.min(5000, this.timeoutMs);
+      await native.pgAbort(this.handle);
+    } catch {
+      // already aborted or destroyed: nothing left to close
+    }
+    const seen = new Set<number>([this.rank]);
+    let missing: number[];
+    try {
+      await native.storeSet(this.handle, `nanogpt/alive/${this.rank}`, String(seq));
+      const deadline = Date.now() + Math.min(this.timeoutMs, 30_000);
       for (;;) {
-        missing = [];
         for (let r = 0; r < this.worldSize; r++) {
-          if (!(await native.storeCheck(this.handle, [`${prefix}${r}`]))) missing.push(r);
+          if (!seen.has(r) && (await native.storeCheck(this.handle, [`nanogpt/alive/${r}`]))) seen.add(r);
         }
-        if (missing.length === 0 || Date.now() > deadline) break;
+        if (seen.size === this.worldSize || Date.now() > deadline) break;
         await sleep(100);
       }
+      missing = this.#unseen(seen);
+      await native.storeSet(this.handle, `nanogpt/diagnosed/${this.rank}`, '1');
+      if (this.rank === 0) {
+        const keys = [...seen].map((r) => `nanogpt/diagnosed/${r}`);
+        const until = Date.now() + Math.min(10_000, this.timeoutMs);
+        while (Date.now() < until && !(await native.storeCheck(this.handle, keys))) await sleep(50);
+      }
     } catch {
-      missing = this.rank === 0 ? [] : [0];
+      // The store went away under us. If rank 0 had not answered yet, it is the one gone; otherwise it answered and
+      // exited, and the ranks not seen by then are the best knowledge there is.
+      missing = seen.has(0) ? this.#unseen(seen) : [0];
     }
     const who =
       missing.length > 0
         ? `rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not respond (exited, crashed or hung)`
         : 'all ranks are still reachable';
     return new CollectiveError(`rank ${this.rank}: ${name} #${seq} failed: ${who}; Gloo said: ${cause.message}`, missing);
+  }
+
+  #unseen(seen: ReadonlySet<number>): number[] {
+    return Array.from({ length: this.worldSize }, (_, r) => r).filter((r) => !seen.has(r));
   }
 
   /**
@@ -183,14 +205,34 @@ export class ProcessGroup {
   }
 
   /** Key-value access to the rendezvous store (small control messages between ranks). */
-  async storeSet(key: string, value: string): Promise<void> {
-    await native.storeSet(this.handle, key, value);
+  storeSet(key: string, value: string): Promise<void> {
+    return this.#store(`set of ${key}`, async () => {
+      await native.storeSet(this.handle, key, value);
+    });
   }
-  async storeGet(key: string): Promise<string> {
-    return (await native.storeGet(this.handle, key)) as string;
+  /** Waits (up to the group's timeout) for `key` to be set by some rank. */
+  storeGet(key: string): Promise<string> {
+    return this.#store(`get of ${key}`, async () => (await native.storeGet(this.handle, key)) as string);
   }
-  async storeAdd(key: string, by: number): Promise<number> {
-    return (await native.storeAdd(this.handle, key, by)) as number;
+  storeAdd(key: string, by: number): Promise<number> {
+    return this.#store(`add to ${key}`, async () => (await native.storeAdd(this.handle, key, by)) as number);
+  }
+
+  /**
+   * A store operation that failed (rank 0, which hosts the store, is gone, or the rank that should have set a key
+   * never did) becomes a CollectiveError naming the likely culprit, like a failed collective, instead of a bare
+   * "Socket Timeout" from deep inside c10d.
+   */
+  async #store<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      const who =
+        this.rank === 0
+          ? 'the rank that should have written it exited, crashed or hung'
+          : 'rank 0 (which hosts the store) or the rank that should have written it exited, crashed or hung';
+      throw new CollectiveError(`rank ${this.rank}: store ${what} failed: ${who}; c10d said: ${(err as Error).message}`, this.rank === 0 ? [] : [0]);
+    }
   }
 
   /** Waits for queued collectives, then releases Gloo and the store. Idempotent. */
