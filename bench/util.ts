@@ -6,6 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { activeAllocator } from '../src/cli/allocator.js';
 
 /**
  * Debian's interpreter, named explicitly: the `python3` first on PATH may be a pyenv or venv without torch, and
@@ -138,7 +139,9 @@ export function machineLine(): string {
   const cpus = os.cpus();
   const model = cpus[0]?.model.trim() || 'unknown CPU';
   return `${model}, ${os.availableParallelism()} logical cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ` +
-    `load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`;
+    `load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, node ${process.version}, ${activeAllocator()}` +
+    // Python children inherit LD_PRELOAD, so both sides of a comparison run on the same allocator.
+    (/tcmalloc/.test(process.env.LD_PRELOAD ?? '') ? ' (LD_PRELOAD, python too)' : '');
 }
 
 export type PythonResult<T> = { ok: true; value: T } | { ok: false; reason: string };
