@@ -13,6 +13,7 @@ export const ALLOCATOR_ENV = 'NANOGPT_ALLOCATOR';
 /** Set in a process that was started again with tcmalloc, so that it never starts itself a second time. */
 const REEXEC_ENV = 'NANOGPT_REEXEC';
 const COMMANDS_THAT_COMPUTE = new Set(['train', 'sample', 'demo']);
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 function libDirs(): string[] {
   const triplet: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu' };
@@ -70,14 +71,14 @@ export function reexecWithTcmalloc(argv: readonly string[], script: string): Pro
   const forward = (sig: NodeJS.Signals): void => {
     if (sig !== 'SIGINT' || !interactive) child.kill(sig);
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
   return new Promise((resolve) => {
     child.on('error', (err) => {
       process.stderr.write(`error: could not start ${process.execPath} again with tcmalloc (${err.message})\n  fix: set ${ALLOCATOR_ENV}=system to run without it\n`);
       resolve(2);
     });
     child.on('exit', (code, signal) => {
-      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forward);
+      for (const sig of FORWARDED_SIGNALS) process.off(sig, forward);
       // A child killed by a signal: report it the way a shell does.
       resolve(code ?? 128 + (signal ? signalNumber(signal) : 1));
     });

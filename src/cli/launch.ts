@@ -8,8 +8,8 @@ import { UserError } from '../util/errors.js';
 import { DEFAULT_MASTER_PORT } from '../dist/env.js';
 import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../dist/launch.js';
 import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, readHostsFile, sshArgs } from '../dist/hosts.js';
-import { defaultThreads, findTcmalloc, threadEnv, withPreload } from '../dist/threads.js';
-import { tcmallocPreload } from './allocator.js';
+import { defaultThreads, findTcmalloc, threadEnv } from '../dist/threads.js';
+import { tcmallocPreload, withPreload } from './allocator.js';
 
 const help = `nanogpt launch — start the ranks of a distributed run
 

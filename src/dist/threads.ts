@@ -2,11 +2,10 @@
 // beyond the physical cores slow matmuls down; the default gives each local rank an equal share of the
 // physical cores (the original's advice for num_cpu_threads_per_process).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
-import { tcmallocPath, withPreload } from '../cli/allocator.js';
+import { tcmallocPath } from '../cli/allocator.js';
 
 /** Distinct (socket, core) pairs in /proc/cpuinfo text; 0 when it does not say (some ARM kernels, some VMs). */
 export function physicalCoresFromCpuinfo(text: string): number {
@@ -81,4 +80,3 @@ export function findTcmalloc(dirs?: readonly string[]): string {
   );
 }
 
-export { withPreload };

@@ -201,13 +201,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let snapshotsThisRun = 0;
   const writeSnapshot = async (): Promise<void> => {
     // Every rank's sampler and RNG state goes in, so a resume at the same world size is exact on every rank.
-    let perRank = { sampler: [loader.getState()], rng: [currentState().rng] };
+    const mine = { sampler: loader.getState(), rng: currentState().rng };
+    let perRank = { sampler: [mine.sampler], rng: [mine.rng] };
     if (dist) {
       // Each rank posts its state, then a barrier: rank 0 reads only keys that are already there, and a rank that
       // died before posting is named by the barrier's diagnosis instead of surfacing as a store timeout. The
       // store lives as long as this run, and snapshots are numbered in the same order on every rank.
       const prefix = `nanogpt/rankstate/${++snapshotsThisRun}`;
-      await dist.pg.storeSet(`${prefix}/${rank}`, JSON.stringify({ sampler: loader.getState(), rng: currentState().rng }));
+      await dist.pg.storeSet(`${prefix}/${rank}`, JSON.stringify(mine));
       await dist.pg.barrier();
       if (isMain) {
         perRank = { sampler: [], rng: [] };
