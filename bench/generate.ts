@@ -23,7 +23,7 @@ export async function run(args: string[]): Promise<void> {
   torch.manualSeed(0);
   const model = new GPT({ nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024, vocabSize: 50257, dropout: 0, bias: true });
   model.eval();
-  const prompt = promptLen === undefined ? encodeOrdinary('It is interesting ') : Array.from({ length: promptLen }, (_, i) => (i * 7919) % 50257);
+  const prompt = promptLen === undefined ? await encodeOrdinary('It is interesting ') : Array.from({ length: promptLen }, (_, i) => (i * 7919) % 50257);
   if (prompt.length + maxNewTokens > model.config.blockSize) {
     console.log(`note: ${prompt.length} + ${maxNewTokens} tokens exceed block_size ${model.config.blockSize}; the cached run slides (a full forward per token past the limit)`);
   }

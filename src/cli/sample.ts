@@ -199,7 +199,7 @@ export async function runSample(s: SampleSettings): Promise<number> {
   const loaded = await loadModel(file, { dropout: 0 });
   await loaded.reader.close();
   const model = loaded.model;
-  const codec = new TextCodec();
+  const codec = await TextCodec.open();
   try {
     const cfg = model.config;
     log(`loaded ${file} (${loaded.kind}): ${cfg.nLayer} layers, ${cfg.nHead} heads, ${cfg.nEmbd} dims, block ${cfg.blockSize}, ${(model.countParameters() / 1e6).toFixed(2)}M parameters`);

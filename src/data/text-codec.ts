@@ -1,7 +1,8 @@
 // Text ↔ GPT-2 tokens for sampling. The data pipeline's Gpt2Tokenizer only needs ordinary encoding; sampling also
 // needs decoding (whole texts and token by token for streaming) and, like the original sample.py, lets a prompt
 // contain the literal <|endoftext|> marker to mean the end-of-text token.
-import { get_encoding, type Tiktoken } from 'tiktoken';
+import type { Tiktoken } from 'tiktoken/lite/init';
+import { openGpt2Bpe } from './bpe-wasm.js';
 import { GPT2_EOT, GPT2_VOCAB_SIZE } from './tokenizer.js';
 
 const EOT_TEXT = '<|endoftext|>';
@@ -15,7 +16,15 @@ export interface TokenStream {
 }
 
 export class TextCodec implements Disposable {
-  private enc: Tiktoken | undefined = get_encoding('gpt2');
+  private enc: Tiktoken | undefined;
+
+  private constructor(enc: Tiktoken) {
+    this.enc = enc;
+  }
+
+  static async open(): Promise<TextCodec> {
+    return new TextCodec(await openGpt2Bpe());
+  }
 
   private get e(): Tiktoken {
     if (!this.enc) throw new Error('TextCodec used after free()');

@@ -9,16 +9,28 @@ import type { WorkerReply, WorkerRequest } from './tokenize-pool.js';
 const port = parentPort;
 if (!port) throw new Error('tokenize-worker.js must be started as a worker thread');
 
-const tokenizer = new Gpt2Tokenizer();
+// The pool sends the compiled BPE module once it has it; requests that arrive earlier wait for the encoder, in
+// arrival order (they all await the same promise).
+let receiveModule: (m: WebAssembly.Module) => void = () => undefined;
+let received = false;
+const opened = new Promise<WebAssembly.Module>((resolve) => (receiveModule = resolve)).then((m) => Gpt2Tokenizer.open(m));
+opened.catch(() => undefined); // reported to each request below
 
-port.on('message', (msg: WorkerRequest) => {
+port.on('message', async (msg: WorkerRequest) => {
+  if (msg.type === 'init') {
+    received = true;
+    receiveModule(msg.bpeModule);
+    return;
+  }
   if (msg.type === 'close') {
-    // Free the WASM encoder before exiting: it is memory the GC does not track.
-    tokenizer.free();
+    // Free the WASM encoder before exiting: it is memory the GC does not track. A worker closed before it got
+    // its module has nothing to free.
+    if (received) (await opened.catch(() => undefined))?.free();
     port.close();
     return;
   }
   try {
+    const tokenizer = await opened;
     const { tokens, counts } = tokenizer.encodeDocuments(msg.texts);
     const reply: WorkerReply = { id: msg.id, tokens, counts };
     port.postMessage(reply, [tokens.buffer as ArrayBuffer, counts.buffer as ArrayBuffer]);

@@ -1,4 +1,6 @@
-import { get_encoding, type Tiktoken } from 'tiktoken';
+import type { Tiktoken } from 'tiktoken/lite/init';
+import { openGpt2Bpe } from './bpe-wasm.js';
+import { GPT2_PIECE, hasUnicodeDrift } from './pretokenize.js';
 
 /** GPT-2's vocabulary: 50,000 merges + 256 byte tokens + <|endoftext|>. */
 export const GPT2_VOCAB_SIZE = 50257;
@@ -15,46 +17,149 @@ export interface EncodedBatch {
 }
 
 /**
- * GPT-2 BPE (tiktoken's WASM build, which bundles the ranks). The encoder lives in WASM memory the GC cannot
+ * Memo of BPE results per piece. Natural text repeats its pieces (the embedded corpus: 2.0M pieces, 32K distinct),
+ * so most pieces cost one Map lookup instead of a WASM call: 8.5 → ~20 MB/s per thread on this machine (see
+ * docs/benchmarks.md, "tokenize"). Bounded so a worker's memory does not grow with the corpus.
+ */
+const CACHE_MAX_ENTRIES = 1 << 17;
+/** Longer pieces (runs of punctuation, long numbers) rarely repeat; they go straight to tiktoken. */
+const CACHE_MAX_PIECE_CHARS = 48;
+/**
+ * Text whose pieces keep missing the memo (base64, hex dumps, an unfamiliar script) is cheaper to hand to tiktoken
+ * whole: a miss costs one WASM call per piece (~2.3 µs), tiktoken on whole text ~0.6 µs per piece. Misses are
+ * counted over windows of this many pieces; a window with more than MAX_MISS_SHARE misses sends the next
+ * DIRECT_CHARS characters of text to tiktoken whole, then the memo is tried again.
+ */
+const WINDOW_PIECES = 4096;
+const MAX_MISS_SHARE = 0.3;
+const DIRECT_CHARS = 256 * 1024;
+
+/** A growable uint16 token buffer. */
+class TokenBuffer {
+  data: Uint16Array;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.data = new Uint16Array(Math.max(16, capacity));
+  }
+
+  reserve(extra: number): void {
+    if (this.length + extra <= this.data.length) return;
+    const grown = new Uint16Array(Math.max(this.data.length * 2, this.length + extra));
+    grown.set(this.data.subarray(0, this.length));
+    this.data = grown;
+  }
+
+  pushIds(ids: Uint32Array): void {
+    this.reserve(ids.length);
+    // Every id < 50257 < 65536, so the narrowing copy is lossless.
+    this.data.set(ids, this.length);
+    this.length += ids.length;
+  }
+
+  push(id: number): void {
+    this.reserve(1);
+    this.data[this.length++] = id;
+  }
+}
+
+/**
+ * GPT-2 BPE (tiktoken's WASM build with the GPT-2 ranks it ships). The encoder lives in WASM memory the GC cannot
  * see, so whoever opens one must call free(); `using` does it automatically.
  */
 export class Gpt2Tokenizer implements Disposable {
-  private enc: Tiktoken | undefined = get_encoding('gpt2');
+  private enc: Tiktoken | undefined;
+  /** piece → its token (a number: most pieces are one token) or tokens. */
+  private readonly memo = new Map<string, number | Uint32Array>();
+  private windowPieces = 0;
+  private windowMisses = 0;
+  /** Characters still to send to tiktoken whole after a window of misses. */
+  private directChars = 0;
+
+  private constructor(enc: Tiktoken) {
+    this.enc = enc;
+  }
+
+  /** Opens an encoder; `module` is a compiled lite module to share (see bpe-wasm.ts), else one is compiled. */
+  static async open(module?: WebAssembly.Module): Promise<Gpt2Tokenizer> {
+    return new Gpt2Tokenizer(await openGpt2Bpe(module));
+  }
+
+  private get e(): Tiktoken {
+    if (!this.enc) throw new Error('Gpt2Tokenizer used after free()');
+    return this.enc;
+  }
 
   /**
    * Ordinary encoding: text that looks like a special token ("<|endoftext|>") is encoded as the plain characters
    * it is, so a document can never inject an end-of-text marker.
    */
   encodeOrdinary(text: string): Uint32Array {
-    if (!this.enc) throw new Error('Gpt2Tokenizer used after free()');
-    return this.enc.encode_ordinary(text);
+    return this.e.encode_ordinary(text);
   }
 
-  /** Encodes documents into one uint16 buffer with EOT after each: the exact bytes that go into a .bin file. */
+  /**
+   * Encodes documents into one uint16 buffer with EOT after each: the exact bytes that go into a .bin file.
+   * The tokens are those of encodeOrdinary (tests compare them on the whole embedded corpus and on every code
+   * point); the memo only changes how fast they come.
+   */
   encodeDocuments(texts: readonly string[]): EncodedBatch {
-    const parts: Uint32Array[] = [];
     const counts = new Uint32Array(texts.length);
-    let total = 0;
+    let chars = 0;
+    for (const t of texts) chars += t.length;
+    // ~4.7 characters per token in English; the buffer grows if a batch needs more.
+    const out = new TokenBuffer(Math.ceil(chars / 3) + texts.length);
     for (let i = 0; i < texts.length; i++) {
-      const ids = this.encodeOrdinary(texts[i]!);
-      parts.push(ids);
-      counts[i] = ids.length + 1;
-      total += ids.length + 1;
+      const before = out.length;
+      this.encodeInto(texts[i]!, out);
+      out.push(GPT2_EOT);
+      counts[i] = out.length - before;
     }
-    const tokens = new Uint16Array(total);
-    let at = 0;
-    for (const ids of parts) {
-      // Every id < 50257 < 65536, so the narrowing copy is lossless.
-      tokens.set(ids, at);
-      at += ids.length;
-      tokens[at++] = GPT2_EOT;
+    return { tokens: out.data.slice(0, out.length), counts };
+  }
+
+  private encodeInto(text: string, out: TokenBuffer): void {
+    if (this.directChars > 0 || hasUnicodeDrift(text)) {
+      this.directChars = Math.max(0, this.directChars - text.length);
+      out.pushIds(this.e.encode_ordinary(text));
+      return;
     }
-    return { tokens, counts };
+    const re = GPT2_PIECE;
+    re.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text)) !== null) {
+      const piece = m[0];
+      let ids = this.memo.get(piece);
+      if (ids === undefined) {
+        this.windowMisses++;
+        const encoded = this.e.encode_ordinary(piece);
+        ids = encoded.length === 1 ? encoded[0]! : encoded;
+        if (piece.length <= CACHE_MAX_PIECE_CHARS) {
+          if (this.memo.size >= CACHE_MAX_ENTRIES) this.memo.clear();
+          this.memo.set(piece, ids);
+        }
+      }
+      if (typeof ids === 'number') out.push(ids);
+      else out.pushIds(ids);
+      if (++this.windowPieces === WINDOW_PIECES) {
+        const missing = this.windowMisses > MAX_MISS_SHARE * WINDOW_PIECES;
+        this.windowPieces = 0;
+        this.windowMisses = 0;
+        if (missing) {
+          // The rest of this text from the next piece on: safe to split there (GPT2_PIECE has no lookbehind).
+          const rest = text.slice(re.lastIndex);
+          this.directChars = Math.max(0, DIRECT_CHARS - rest.length);
+          if (rest.length > 0) out.pushIds(this.e.encode_ordinary(rest));
+          return;
+        }
+      }
+    }
   }
 
   free(): void {
     this.enc?.free();
     this.enc = undefined;
+    this.memo.clear();
   }
 
   [Symbol.dispose](): void {
@@ -63,8 +168,8 @@ export class Gpt2Tokenizer implements Disposable {
 }
 
 /** One-shot convenience for small inputs and tests: ordinary-encodes `text` (no EOT) and frees the encoder. */
-export function encodeOrdinary(text: string): number[] {
-  const tok = new Gpt2Tokenizer();
+export async function encodeOrdinary(text: string): Promise<number[]> {
+  const tok = await Gpt2Tokenizer.open();
   try {
     return Array.from(tok.encodeOrdinary(text));
   } finally {

@@ -98,7 +98,7 @@ test('tokens are each document followed by EOT, in order (little-endian uint16)'
     return out;
   };
   const got = [...docsOf(train), ...docsOf(val)].map((d) => JSON.stringify(d)).sort();
-  const want = texts.map((t) => JSON.stringify(encodeOrdinary(t))).sort();
+  const want = (await Promise.all(texts.map(async (t) => JSON.stringify(await encodeOrdinary(t))))).sort();
   assert.deepEqual(got, want);
   assert.ok(docsOf(train).length >= 1 && docsOf(val).length >= 1);
   // Raw bytes are little-endian: "Hello" = 15496 = 0x3C88 → 88 3C.
