@@ -4,7 +4,12 @@
 #include <ATen/Parallel.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/csrc/autograd/variable.h>
+#include <memory>
+#include <utility>
 #include <torch/version.h>
 
 namespace nts {
@@ -49,6 +54,116 @@ static Napi::Value BackwardAsync(const Napi::CallbackInfo& info) {
   auto p = w->Promise();
   w->Queue();
   return p;
+}
+
+// Gradient-ready notifications, for overlapping the data-parallel all-reduce with backward (src/train/ddp.ts).
+// A post-hook on a leaf's AccumulateGrad node runs on the backward thread right after the leaf's .grad has been
+// updated; it only posts the leaf's index to JavaScript (a thread-safe function), where the bucketing and the
+// collectives live. Native because no JavaScript can run on the backward thread.
+namespace {
+
+struct GradReadyHooks {
+  static constexpr uint64_t kMagic = 0x6e74732d686f6f6bULL;  // "nts-hook"
+  uint64_t magic = kMagic;
+  Napi::ThreadSafeFunction tsfn;
+  // Stamped on every notification when the hook fires: a delivery still queued from an earlier backward carries
+  // the earlier tag, so JavaScript can tell it from the current pass's (deliveries are asynchronous).
+  std::shared_ptr<std::atomic<int64_t>> tag = std::make_shared<std::atomic<int64_t>>(0);
+  bool live = false;
+  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
+
+  // Unhooks every node, then lets the thread-safe function go. Main thread only, with no backward running.
+  void Remove() {
+    for (auto& [node, key] : hooks) node->del_post_hook(key);
+    hooks.clear();
+    if (live) tsfn.Release();
+    live = false;
+  }
+};
+
+struct Ready {
+  int32_t index;
+  int64_t tag;
+};
+
+class ReadyPostHook : public torch::autograd::FunctionPostHook {
+ public:
+  ReadyPostHook(Napi::ThreadSafeFunction tsfn, std::shared_ptr<std::atomic<int64_t>> tag, int32_t index)
+      : tsfn_(std::move(tsfn)), tag_(std::move(tag)), index_(index) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    auto* ready = new Ready{index_, tag_->load()};
+    // Non-blocking: the backward thread never waits for JavaScript. Fails only while the environment shuts down.
+    if (tsfn_.NonBlockingCall(ready, Deliver) != napi_ok) delete ready;
+    return outputs;
+  }
+
+ private:
+  static void Deliver(Napi::Env env, Napi::Function callback, Ready* ready) {
+    Ready r = *ready;
+    delete ready;
+    if (env == nullptr || callback.IsEmpty()) return;
+    try {
+      callback.Call({Napi::Number::New(env, r.index), Napi::Number::New(env, static_cast<double>(r.tag))});
+    } catch (const Napi::Error&) {
+      // The JavaScript side records its own failures; nothing may unwind into libuv from here.
+    }
+  }
+  Napi::ThreadSafeFunction tsfn_;
+  std::shared_ptr<std::atomic<int64_t>> tag_;
+  int32_t index_;
+};
+
+GradReadyHooks* HooksArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsExternal()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " is not a gradient hook handle");
+  auto* h = info[i].As<Napi::External<GradReadyHooks>>().Data();
+  if (h == nullptr || h->magic != GradReadyHooks::kMagic) throw Napi::TypeError::New(info.Env(), "argument is not a gradient hook handle");
+  return h;
+}
+
+}  // namespace
+
+// onGradReady(leaves: Tensor[], callback(index, tag)) → handle: callback(i, tag) runs on the main thread each time
+// backward has accumulated leaves[i].grad; tag is the value setGradReadyTag(handle, tag) last set when the hook
+// fired. removeGradReady(handle) unhooks them (also done when the handle is collected).
+static Napi::Value OnGradReady(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<at::Tensor> leaves = TensList(info, 0);
+  if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "onGradReady: argument 1 must be a function");
+  for (size_t i = 0; i < leaves.size(); i++) {
+    if (!leaves[i].requires_grad() || !leaves[i].is_leaf()) {
+      throw Napi::TypeError::New(env, "onGradReady: tensor " + std::to_string(i) + " is not a leaf that requires grad");
+    }
+  }
+  auto owner = std::make_unique<GradReadyHooks>();
+  owner->tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "nanogpt-grad-ready", 0, 1);
+  owner->live = true;
+  owner->tsfn.Unref(env);  // waiting for gradients must not keep the process alive
+  try {
+    for (size_t i = 0; i < leaves.size(); i++) {
+      auto node = torch::autograd::impl::grad_accumulator(leaves[i]);
+      auto key = node->add_post_hook(std::make_unique<ReadyPostHook>(owner->tsfn, owner->tag, static_cast<int32_t>(i)));
+      owner->hooks.emplace_back(std::move(node), key);
+    }
+  } catch (...) {
+    owner->Remove();
+    throw;
+  }
+  return Napi::External<GradReadyHooks>::New(env, owner.release(), [](Napi::Env, GradReadyHooks* h) {
+    h->Remove();
+    h->magic = 0;
+    delete h;
+  });
+}
+
+static Napi::Value SetGradReadyTag(const Napi::CallbackInfo& info) {
+  HooksArg(info, 0)->tag->store(Int(info, 1));
+  return info.Env().Undefined();
+}
+
+static Napi::Value RemoveGradReady(const Napi::CallbackInfo& info) {
+  HooksArg(info, 0)->Remove();
+  return info.Env().Undefined();
 }
 
 static Napi::Value Grad(const Napi::CallbackInfo& info) { return Wrap(info.Env(), Tens(info, 0).grad()); }
@@ -143,6 +258,8 @@ static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
 
 void InitAutograd(Napi::Env env, Napi::Object e) {
   NTS_EXPORT(e, "backward", Backward); NTS_EXPORT(e, "backwardAsync", BackwardAsync);
+  NTS_EXPORT(e, "onGradReady", OnGradReady); NTS_EXPORT(e, "removeGradReady", RemoveGradReady);
+  NTS_EXPORT(e, "setGradReadyTag", SetGradReadyTag);
   NTS_EXPORT(e, "grad", Grad); NTS_EXPORT(e, "setGrad", SetGrad);
   NTS_EXPORT(e, "requiresGrad", RequiresGrad); NTS_EXPORT(e, "setRequiresGrad", SetRequiresGrad);
   NTS_EXPORT(e, "isLeaf", IsLeaf); NTS_EXPORT(e, "retainGrad", RetainGrad);

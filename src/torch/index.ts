@@ -5,5 +5,6 @@ export { tensor, zeros, ones, empty, full, arange, rand, randn, randint, type Te
 export * from './functional.js';
 export * from './grad-mode.js';
 export { scope, keep } from './scope.js';
+export { onGradReady, type GradReadyHooks } from './grad-hooks.js';
 export { AdamW, clipGradNorm, gradNorm, zeroGrad, type AdamWOptions, type ParamGroup } from './optim.js';
 export { toBytes, fromBytes } from './bytes.js';

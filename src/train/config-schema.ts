@@ -65,6 +65,7 @@ export const SCHEMA: Section = {
     main_process_port: { type: 'integer', default: 0, doc: 'rendezvous port (0 = MASTER_PORT or 29500)' },
     timeout_s: { type: 'number', default: 300, doc: 'seconds a rank waits for its peers before failing' },
     check_interval: { type: 'integer', default: 100, doc: 'compare parameter checksums across ranks every this many steps (0 = only at the end)' },
+    overlap_comm: { type: 'boolean', default: true, doc: "start each gradient bucket's all-reduce during backward, once its gradients are final (false = after backward)" },
   },
 };
 
@@ -98,5 +99,5 @@ export interface TrainConfig {
   seed: number;
   out_dir: string;
   threads: number;
-  distributed: { main_process_ip: string | null; main_process_port: number; timeout_s: number; check_interval: number };
+  distributed: { main_process_ip: string | null; main_process_port: number; timeout_s: number; check_interval: number; overlap_comm: boolean };
 }

@@ -18,15 +18,37 @@ interface Bucket {
   params: torch.Tensor[];
   /** Each parameter's view into `buffer` (the tensor installed as its .grad). */
   views: torch.Tensor[];
+  /** Parameters whose gradient the armed backward has finished. */
+  ready: number;
 }
 
+/**
+ * Averages gradients across ranks through flat buckets, optionally overlapped with the backward pass.
+ *
+ * Overlap (the default): call arm() just before the backward of the last micro-batch. As that backward finishes
+ * each parameter's gradient, a hook (torch.onGradReady) counts it; a bucket whose parameters are all done starts
+ * its all-reduce at once, while backward goes on with earlier layers. Buckets start strictly in bucket order (all
+ * ranks must issue collectives in the same order, whatever order their hooks fire in), and averageGradients()
+ * starts any bucket not started yet and waits for all of them. Without arm() (or with overlap off) it all-reduces
+ * every bucket after backward, one after another.
+ */
 export class GradientSync {
   readonly buckets: Bucket[] = [];
+  readonly #bucketOf: number[] = [];
+  readonly #hooks: torch.GradReadyHooks | undefined;
+  #armed = false;
+  /** Tag of the armed pass: notifications with another tag are leftovers of an earlier backward. */
+  #pass = 0;
+  #launched = 0;
+  #inflight: Promise<void>[] = [];
+  #failure: Error | undefined;
+  /** Of the last step's buckets, how many the gradient hooks started (the rest started after backward). */
+  startedByHooks = 0;
 
   constructor(
     private readonly pg: ProcessGroup,
     params: readonly torch.Tensor[],
-    bucketBytes = BUCKET_BYTES,
+    { bucketBytes = BUCKET_BYTES, overlap = true }: { bucketBytes?: number; overlap?: boolean } = {},
   ) {
     let current: torch.Tensor[] = [];
     let bytes = 0;
@@ -35,7 +57,7 @@ export class GradientSync {
       current = [];
       bytes = 0;
     };
-    // Reverse order: the last layers' gradients are ready first in backward (what overlap would exploit).
+    // Reverse order: the last layers' gradients are ready first in backward, so the first buckets can start early.
     for (const p of [...params].reverse()) {
       const b = p.numel * 4;
       if (current.length && bytes + b > bucketBytes) flush();
@@ -43,6 +65,11 @@ export class GradientSync {
       bytes += b;
     }
     flush();
+    if (overlap) {
+      const order = this.buckets.flatMap((b) => b.params);
+      this.buckets.forEach((b, i) => b.params.forEach(() => this.#bucketOf.push(i)));
+      this.#hooks = torch.onGradReady(order, (i, tag) => this.#gradReady(i, tag));
+    }
   }
 
   #makeBucket(params: torch.Tensor[]): Bucket {
@@ -55,7 +82,7 @@ export class GradientSync {
       offset += p.numel;
       return v;
     });
-    const bucket = { buffer, params, views };
+    const bucket = { buffer, params, views, ready: 0 };
     this.#install(bucket);
     return bucket;
   }
@@ -74,8 +101,60 @@ export class GradientSync {
     });
   }
 
+  /** True when gradients are averaged during backward (hooks registered). */
+  get overlapped(): boolean {
+    return this.#hooks !== undefined;
+  }
+
+  /**
+   * Call right before the backward whose gradients are the step's last contribution (the last micro-batch): its
+   * finished buckets start their all-reduce while it runs. A no-op without overlap.
+   */
+  arm(): void {
+    if (!this.#hooks) return;
+    for (const b of this.buckets) {
+      this.#install(b); // backward must accumulate into the buckets for the hooks' counts to mean anything
+      b.ready = 0;
+    }
+    this.#launched = 0;
+    this.startedByHooks = 0;
+    this.#inflight = [];
+    this.#failure = undefined;
+    this.#hooks.setTag(++this.#pass);
+    this.#armed = true;
+  }
+
+  // Runs on the main thread between the backward thread's deliveries; never throws (see torch.onGradReady).
+  #gradReady(index: number, tag: number): void {
+    if (!this.#armed || tag !== this.#pass) return;
+    this.buckets[this.#bucketOf[index]!]!.ready++;
+    while (this.#launched < this.buckets.length) {
+      const b = this.buckets[this.#launched]!;
+      if (b.ready < b.params.length) break;
+      this.#launch(b);
+      this.startedByHooks++;
+    }
+  }
+
+  #launch(b: Bucket): void {
+    this.#launched++;
+    const done = this.pg.allreduce(b.buffer, 'avg');
+    // Failures surface in averageGradients(); until then they must not count as unhandled rejections.
+    done.catch((err: Error) => (this.#failure ??= err));
+    this.#inflight.push(done);
+  }
+
   /** Replaces every gradient with its mean over all ranks: one in-place all-reduce per bucket. */
   async averageGradients(): Promise<void> {
+    if (this.#armed) {
+      this.#armed = false;
+      // Buckets whose hooks did not all fire (a parameter the graph did not use) start now, still in order.
+      while (this.#launched < this.buckets.length) this.#launch(this.buckets[this.#launched]!);
+      await Promise.allSettled(this.#inflight);
+      this.#inflight = [];
+      if (this.#failure) throw this.#failure;
+      return;
+    }
     for (const b of this.buckets) {
       this.#install(b); // cheap pointer checks; copies only if a gradient was replaced behind our back
       await this.pg.allreduce(b.buffer, 'avg');
@@ -88,6 +167,7 @@ export class GradientSync {
   }
 
   dispose(): void {
+    this.#hooks?.dispose();
     for (const b of this.buckets) {
       for (const v of b.views) v.dispose();
       b.buffer.dispose();

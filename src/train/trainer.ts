@@ -149,7 +149,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const flopsPerStep = flopsPerToken(model.config, model.countParameters(true), c.block_size) * tokensPerStep;
   const bf16 = t.mixed_precision === 'bf16';
   const withPrecision = <T>(fn: () => T): T => (bf16 ? torch.autocast(fn, { dtype: 'bfloat16' }) : fn());
-  const sync = dist ? new GradientSync(dist.pg, model.parameters()) : null;
+  const sync = dist ? new GradientSync(dist.pg, model.parameters(), { overlap: c.distributed.overlap_comm }) : null;
 
   const allocator = activeAllocator();
   say(
@@ -297,6 +297,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         lossSum += loss.item();
         return loss.div(accum);
       });
+      // The last micro-batch's backward completes the gradients: its finished buckets all-reduce while it runs.
+      if (micro === accum - 1) sync?.arm();
       await scaled.backwardAsync();
       scaled.dispose();
     }
@@ -318,7 +320,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const mfu = t.peak_flops > 0 ? flopsPerStep / (ms / 1000) / (t.peak_flops * world) : null;
       say(
         `iter ${iter}: loss ${loss.toFixed(4)}, lr ${lr.toExponential(2)}, grad norm ${gradNorm.toFixed(3)}, ${ms.toFixed(0)} ms, ` +
-          `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}${sync ? `, all-reduce ${commMs.toFixed(0)} ms` : ''}`,
+          `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}${sync ? `, all-reduce wait ${commMs.toFixed(0)} ms` : ''}`,
       );
       metrics.write({ type: 'train', iter, loss, lr, grad_norm: gradNorm, ms, comm_ms: sync ? commMs : 0, tokens_per_s: tokPerS, mfu, tokens });
     }
