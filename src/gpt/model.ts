@@ -159,8 +159,9 @@ export class GPT extends Module {
     if (targets) {
       const logits = this.lm_head.forward(x);
       const V = this.config.vocabSize;
-      // The float32 copy of the logits (4 bytes × tokens × vocab) is not needed by backward: free it right away.
-      const loss = torch.scope(() => torch.crossEntropy(logits.view(-1, V).float(), targets.reshape(-1), { ignoreIndex: -1 }));
+      // Computed in float32 from the (bf16 under autocast) logits without keeping float32 log-probabilities for
+      // backward: 824 MB less held at GPT-2 124M, batch 4 × 1024 (torch.meanCrossEntropy).
+      const loss = torch.meanCrossEntropy(logits.view(-1, V), targets.reshape(-1), { ignoreIndex: -1 });
       return { logits, loss };
     }
     return { logits: this.lm_head.forward(x.narrow(1, T - 1, 1)), loss: null };

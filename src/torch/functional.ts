@@ -57,6 +57,15 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   if (reduction === undefined) throw new TypeError(`reduction must be mean, sum or none, got ${String(opts.reduction)}`);
   return wrap(native.crossEntropy(logits.handle, target.handle, opts.ignoreIndex ?? -100, reduction, opts.labelSmoothing ?? 0));
 }
+/**
+ * Mean cross-entropy of logits [N, V] (any floating dtype, computed in float32) against int64 targets [N], skipping
+ * `ignoreIndex`. Same value and gradient as crossEntropy(logits.float(), target), but backward keeps only the
+ * logits (not float32 log-probabilities) and the gradient comes back in the logits' dtype: for bf16 logits half
+ * the memory held between forward and backward.
+ */
+export function meanCrossEntropy(logits: Tensor, target: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+  return wrap(native.meanCrossEntropy(logits.handle, target.handle, opts.ignoreIndex ?? -100));
+}
 export function topk(x: Tensor, k: number, dim = -1, largest = true): { values: Tensor; indices: Tensor } {
   const [values, indices] = wrapList(native.topk(x.handle, k, dim, largest));
   return { values: values!, indices: indices! };
