@@ -11,6 +11,7 @@ import { writeSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/train/checkpoint.js';
 import { UserError } from '../../src/util/errors.js';
 import { sha256, startHubServer, type HubServer } from '../helpers/hub-server.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-pretrained-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -21,16 +22,10 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const cfg = { nLayer: 2, nHead: 2, nEmbd: 8, vocab: 11, block: 6 };
 
-/** Deterministic uniform numbers in [-0.5, 0.5) (mulberry32), so the file is the same on every run. */
+/** Deterministic uniform numbers in [-0.5, 0.5), so the file is the same on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const next = mulberry32(seed);
+  return () => next() - 0.5;
 }
 
 interface HfTensor {
