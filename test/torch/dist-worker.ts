@@ -59,12 +59,13 @@ if (scenario === 'collectives') {
   if (rank === worldSize - 1) process.exit(3); // this rank vanishes mid-training
   await new Promise((r) => setTimeout(r, 200));
   const t0 = Date.now();
-  try {
-    await pg.allreduce(torch.ones([1000]));
-    await pg.allreduce(torch.ones([1000]));
-    out({ rank, error: null });
-  } catch (err) {
-    out({ rank, error: (err as Error).message, ms: Date.now() - t0, missing: (err as { missingRanks?: number[] }).missingRanks });
+  // Several collectives queued at once, as the overlapped gradient buckets are: all must fail, within one timeout.
+  const settled = await Promise.allSettled(Array.from({ length: 5 }, () => pg.allreduce(torch.ones([1000]))));
+  const failed = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed.length === 0) out({ rank, error: null });
+  else {
+    const err = failed[0]!.reason as Error & { missingRanks?: number[] };
+    out({ rank, error: err.message, ms: Date.now() - t0, failed: failed.length, missing: err.missingRanks });
   }
   process.exit(0);
 }

@@ -43,7 +43,7 @@ test('Gloo allreduce, broadcast, barrier and allgather across 3 real processes',
   }
 });
 
-test('a rank that exits makes the others fail with an error naming it, within the timeout', async () => {
+test('a rank that exits makes the others fail with an error naming it, within the timeout, queued collectives included', async () => {
   const timeoutMs = 8_000;
   const results = await launch(3, 'dies', timeoutMs);
   assert.equal(results[2]!.code, 3);
@@ -52,6 +52,7 @@ test('a rank that exits makes the others fail with an error naming it, within th
     const o = lastJson(r);
     assert.equal(typeof o.error, 'string', 'the collective should have failed');
     assert.match(o.error as string, /rank 2 did not respond/);
+    assert.equal(o.failed, 5, 'every queued collective fails');
     assert.ok((o.ms as number) < timeoutMs + 6_000, `took ${o.ms} ms`);
   }
 });

@@ -58,6 +58,8 @@ export class ProcessGroup {
   #handle: Handle | null;
   #queue: Promise<unknown> = Promise.resolve();
   #seq = 0;
+  /** The diagnosis of the first failed collective: the group is aborted, later ones fail with it at once. */
+  #broken: CollectiveError | undefined;
 
   private constructor(handle: Handle, rank: number, worldSize: number, timeoutMs: number) {
     this.#handle = handle;
@@ -95,10 +97,14 @@ export class ProcessGroup {
   #enqueue<T>(name: string, op: () => Promise<T>): Promise<T> {
     const seq = ++this.#seq;
     const run = async (): Promise<T> => {
+      // Collectives queued behind a failed one (the overlapped gradient buckets) must not each wait out another
+      // diagnosis window: the group is gone, and the first diagnosis already says who is missing.
+      if (this.#broken) throw this.#broken;
       try {
         return await op();
       } catch (err) {
-        throw await this.#diagnose(name, seq, err as Error);
+        this.#broken ??= await this.#diagnose(name, seq, err as Error);
+        throw this.#broken;
       }
     };
     const result = this.#queue.then(run, run);
