@@ -68,7 +68,7 @@ export async function run(args: string[]): Promise<void> {
     writeFileSync(path.join(data, 'val.bin'), tokens.subarray(0, 20_000));
     const threads = Math.max(1, Math.floor(os.availableParallelism() / 2));
     const trainArgs = [
-      path.join(root, 'bin', 'nanogpt'), 'train', `--data_dir=${data}`, `--out_dir=${path.join(data, 'out')}`, '--model.preset=gpt2', '--block_size=256',
+      path.join(root, 'bin', 'nanogpt'), 'train', `--data_dir=${data}`, '--model.preset=gpt2', '--block_size=256',
       '--trainer_config.batch_size=2', '--trainer_config.gradient_accumulation_steps=1', `--trainer_config.max_iters=${steps}`, '--trainer_config.eval_interval=1000',
       '--trainer_config.eval_iters=1', `--threads=${threads}`, '--distributed.check_interval=0',
     ];
@@ -77,8 +77,7 @@ export async function run(args: string[]): Promise<void> {
     // backward (all of it without overlap, the part backward did not hide with it).
     for (const overlap of [false, true]) {
       const out = path.join(data, `out-${overlap}`);
-      const argv = trainArgs.slice(1).map((a) => (a.startsWith('--out_dir=') ? `--out_dir=${out}` : a));
-      await runRanks(trainArgs[0]!, [...argv, `--distributed.overlap_comm=${overlap}`], 2, {});
+      await runRanks(trainArgs[0]!, [...trainArgs.slice(1), `--out_dir=${out}`, `--distributed.overlap_comm=${overlap}`], 2, {});
       const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; ms?: number; comm_ms?: number });
       const train = lines.filter((l) => l.type === 'train').slice(1); // first step warms up
       const stepMs = median(train.map((l) => l.ms!));

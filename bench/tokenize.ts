@@ -17,12 +17,7 @@ import * as path from 'node:path';
 import { prepareDataset } from '../src/data/prepare.js';
 import type { DocumentSource } from '../src/data/source.js';
 import { sotuSource } from '../src/data/sources/embedded.js';
-
-function option(args: string[], name: string): string | undefined {
-  const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return undefined;
-  return args[i]!.includes('=') ? args[i]!.slice(args[i]!.indexOf('=') + 1) : args[i + 1];
-}
+import { intFlag, intListFlag, parseFlags, peakRssMiB, UsageError } from './util.js';
 
 /** `source` streamed `passes` times over, as one source. */
 function repeated(source: DocumentSource, passes: number): DocumentSource {
@@ -69,12 +64,11 @@ function report(label: string, best: Map<number, number>, counts: number[]): voi
 }
 
 export async function run(args: string[]): Promise<void> {
-  const counts = (option(args, 'workers') ?? '1,2').split(',').map(Number);
-  const repeat = Number(option(args, 'repeat') ?? 3);
-  const passes = Number(option(args, 'passes') ?? 4);
-  if (counts.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--workers takes positive integers, e.g. 1,2');
-  if (!Number.isInteger(repeat) || repeat < 1) throw new Error('--repeat takes a positive integer');
-  if (!Number.isInteger(passes) || passes < 2) throw new Error('--passes takes an integer ≥ 2');
+  const flags = parseFlags(args, ['workers', 'repeat', 'passes']);
+  const counts = intListFlag(flags, 'workers') ?? [1, 2];
+  const repeat = intFlag(flags, 'repeat') ?? 3;
+  const passes = intFlag(flags, 'passes') ?? 4;
+  if (passes < 2) throw new UsageError('--passes wants an integer ≥ 2 (the first copy is not timed)');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'nanogpt-bench-tokenize-'));
   try {
     const source = await sotuSource();
@@ -97,8 +91,8 @@ export async function run(args: string[]): Promise<void> {
     }
     report('one pass (start-up included):', single, counts);
     if (steady.size === counts.length) report(`×${passes}, after the first copy:`, steady, counts);
-    // maxRSS covers the whole process, worker threads included (they share it); reported in KiB by Node.
-    console.log(`peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+    // The whole process's peak, worker threads included (they share it).
+    console.log(`peak RSS: ${peakRssMiB().toFixed(0)} MiB`);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -1,7 +1,7 @@
 /**
  * GPT-2's pre-tokenization split (text → the pieces BPE runs on), done with V8's regex engine so that BPE results
  * can be memoised per piece (see Gpt2Tokenizer.encodeDocuments). The pieces must be exactly the ones tiktoken's
- * own split produces, or the tokens would differ; test/data/pretokenize.test.ts checks that for every code point.
+ * own split produces, or the tokens would differ; test/data/tokenizer.test.ts checks that for every code point.
  *
  * GPT-2's pattern is `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`. Two details
  * decide whether V8 agrees with tiktoken (Rust's regex crate):

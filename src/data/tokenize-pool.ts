@@ -37,15 +37,10 @@ export class TokenizePool {
         if ('error' in reply) p.reject(new Error(`tokenizer worker failed: ${reply.error}`));
         else p.resolve({ tokens: reply.tokens, counts: reply.counts });
       });
-      const fail = (err: Error): void => {
-        this.failure ??= err;
-        for (const p of slot.pending.values()) p.reject(err);
-        slot.pending.clear();
-      };
-      slot.worker.on('error', fail);
+      slot.worker.on('error', (err) => this.fail(slot, err));
       slot.worker.on('exit', (code) => {
         slot.exited = true;
-        if (slot.pending.size > 0) fail(new Error(`tokenizer worker exited with code ${code} while busy`));
+        if (slot.pending.size > 0) this.fail(slot, new Error(`tokenizer worker exited with code ${code} while busy`));
       });
       this.slots.push(slot);
     }
@@ -57,14 +52,17 @@ export class TokenizePool {
       },
       (err: Error) => {
         const failure = new Error(`cannot load the GPT-2 tokenizer: ${err.message}`);
-        this.failure ??= failure;
-        for (const s of this.slots) {
-          for (const p of s.pending.values()) p.reject(failure);
-          s.pending.clear();
-        }
+        for (const s of this.slots) this.fail(s, failure);
         void this.terminate();
       },
     );
+  }
+
+  /** Records the pool's first failure and rejects what `slot` still owed. */
+  private fail(slot: Slot, err: Error): void {
+    this.failure ??= err;
+    for (const p of slot.pending.values()) p.reject(err);
+    slot.pending.clear();
   }
 
   encode(texts: string[]): Promise<EncodedBatch> {

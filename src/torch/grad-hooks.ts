@@ -13,8 +13,9 @@ export interface GradReadyHooks extends Disposable {
 
 /**
  * Calls `onReady(i, tag)` on the main thread each time a backward pass has accumulated `leaves[i].grad` (after the
- * update, so the gradient is final for that pass); `tag` is the one set by setTag() before that pass (0 at first). Calls arrive while an async backward (`backwardAsync`) is still
- * running, in the order autograd finished the leaves; a synchronous backward delivers them after it returns.
+ * update, so the gradient is final for that pass); `tag` is the one set by setTag() before that pass (0 at first).
+ * Calls arrive while an async backward (`backwardAsync`) is still running, in the order autograd finished the
+ * leaves; a synchronous backward delivers them after it returns.
  * `onReady` must not throw (nothing could catch it): record failures instead.
  */
 export function onGradReady(leaves: readonly Tensor[], onReady: (index: number, tag: number) => void): GradReadyHooks {
