@@ -20,6 +20,7 @@ export class BinWriter {
   private pendingBytes = 0;
   private written = 0;
   private writing: Promise<void> = Promise.resolve();
+  private staging = new Uint8Array(0);
   tokens = 0;
 
   private constructor(readonly finalPath: string, handle: FileHandle, tempPath: string) {
@@ -55,10 +56,11 @@ export class BinWriter {
     const chunks = this.chunks;
     this.chunks = [];
     this.pendingBytes = 0;
-    for (const c of chunks) this.hash.update(c);
     const handle = this.handle!;
     this.writing = this.writing.then(async () => {
-      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const buf = chunks.length === 1 ? chunks[0]! : this.gather(chunks);
+      // Hashed here, in the write chain, so the hash sees bytes in file order; one update per flush, not per document.
+      this.hash.update(buf);
       let off = 0;
       while (off < buf.byteLength) {
         const { bytesWritten } = await handle.write(buf, off, buf.byteLength - off, this.written + off);
@@ -67,6 +69,23 @@ export class BinWriter {
       this.written += buf.byteLength;
     });
     return this.writing;
+  }
+
+  /**
+   * Copies chunks into one staging buffer that is reused from flush to flush (writes are chained, so only one
+   * uses it at a time). A fresh Buffer.concat per flush cost the main thread ~10 ms per 4 MB on this VM, almost
+   * all of it first-touch page faults on the new memory; the copy into touched memory is ~1 ms.
+   */
+  private gather(chunks: Uint8Array[]): Uint8Array {
+    let total = 0;
+    for (const c of chunks) total += c.byteLength;
+    if (this.staging.byteLength < total) this.staging = new Uint8Array(Math.max(total, FLUSH_BYTES + (FLUSH_BYTES >> 2)));
+    let at = 0;
+    for (const c of chunks) {
+      this.staging.set(c, at);
+      at += c.byteLength;
+    }
+    return this.staging.subarray(0, total);
   }
 
   /** Flushes, fsyncs and closes the temp file; returns its size and sha256. The file is not yet renamed. */
