@@ -118,23 +118,31 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
       progress(false);
     };
 
-    let texts: string[] = [];
+    let texts: (string | Uint8Array)[] = [];
+    let origins: string[] = [];
     let pendingBytes = 0;
     const submit = async (): Promise<void> => {
       // Mark the promise handled now: it is awaited later in order, and a worker failure must not become an
       // unhandled rejection in between.
-      const result = pool.encode(texts);
+      const result = pool.encode(texts, origins);
       result.catch(() => undefined);
       inflight.push({ result, bytes: pendingBytes });
       texts = [];
+      origins = [];
       pendingBytes = 0;
       while (inflight.length >= 2 * workers) await drainOne();
     };
 
     for await (const doc of opts.source.documents()) {
       opts.signal?.throwIfAborted();
-      texts.push(doc.text);
-      pendingBytes += Buffer.byteLength(doc.text, 'utf8');
+      if (doc.utf8) {
+        texts.push(doc.utf8);
+        pendingBytes += doc.utf8.byteLength;
+      } else {
+        texts.push(doc.text);
+        pendingBytes += Buffer.byteLength(doc.text, 'utf8');
+      }
+      origins.push(doc.origin);
       if (pendingBytes >= batchBytes || texts.length >= MAX_BATCH_DOCS) await submit();
     }
     if (texts.length > 0) await submit();

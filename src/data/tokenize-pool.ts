@@ -1,12 +1,17 @@
 import { Worker } from 'node:worker_threads';
 import { compileBpeModule } from './bpe-wasm.js';
 import type { EncodedBatch } from './tokenizer.js';
+import { UserError } from '../util/errors.js';
 
 export type WorkerRequest =
   | { type: 'init'; bpeModule: WebAssembly.Module }
-  | { type: 'encode'; id: number; texts: string[] }
+  /** Documents as text or UTF-8 bytes (decoded and checked in the worker); origins name them in errors. */
+  | { type: 'encode'; id: number; texts: (string | Uint8Array)[]; origins: string[] }
   | { type: 'close' };
-export type WorkerReply = { id: number; tokens: Uint16Array; counts: Uint32Array } | { id: number; error: string };
+export type WorkerReply =
+  | { id: number; tokens: Uint16Array; counts: Uint32Array }
+  /** `problem`/`fix`: the worker's error was a UserError (bad input), rebuilt as one on this side. */
+  | { id: number; error: string; problem?: string; fix?: string };
 
 interface Slot {
   worker: Worker;
@@ -34,8 +39,9 @@ export class TokenizePool {
         const p = slot.pending.get(reply.id);
         if (!p) return;
         slot.pending.delete(reply.id);
-        if ('error' in reply) p.reject(new Error(`tokenizer worker failed: ${reply.error}`));
-        else p.resolve({ tokens: reply.tokens, counts: reply.counts });
+        if (!('error' in reply)) p.resolve({ tokens: reply.tokens, counts: reply.counts });
+        else if (reply.problem !== undefined) p.reject(new UserError(reply.problem, reply.fix));
+        else p.reject(new Error(`tokenizer worker failed: ${reply.error}`));
       });
       slot.worker.on('error', (err) => this.fail(slot, err));
       slot.worker.on('exit', (code) => {
@@ -65,15 +71,27 @@ export class TokenizePool {
     slot.pending.clear();
   }
 
-  encode(texts: string[]): Promise<EncodedBatch> {
+  /**
+   * Tokenizes a batch. UTF-8 byte documents are moved to the worker, not copied, when they own their whole buffer
+   * (they are detached here afterwards); a view into a shared buffer (Node's small-Buffer pool) is copied.
+   */
+  encode(texts: (string | Uint8Array)[], origins: string[]): Promise<EncodedBatch> {
     if (this.failure) return Promise.reject(this.failure);
     let best = this.slots[0]!;
     for (const s of this.slots) if (s.pending.size < best.pending.size) best = s;
     const id = this.nextId++;
     return new Promise<EncodedBatch>((resolve, reject) => {
       best.pending.set(id, { resolve, reject });
-      const req: WorkerRequest = { type: 'encode', id, texts };
-      best.worker.postMessage(req);
+      const transfer = new Set<ArrayBuffer>();
+      const sent = texts.map((t) => {
+        if (typeof t === 'string') return t;
+        const owned = t.buffer instanceof ArrayBuffer && t.byteOffset === 0 && t.byteLength === t.buffer.byteLength && !transfer.has(t.buffer);
+        if (!owned) return t.slice();
+        transfer.add(t.buffer as ArrayBuffer);
+        return t;
+      });
+      const req: WorkerRequest = { type: 'encode', id, texts: sent, origins };
+      best.worker.postMessage(req, [...transfer]);
     });
   }
 

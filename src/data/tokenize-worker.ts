@@ -5,6 +5,8 @@
 import { parentPort } from 'node:worker_threads';
 import { Gpt2Tokenizer } from './tokenizer.js';
 import type { WorkerReply, WorkerRequest } from './tokenize-pool.js';
+import { decodeText } from './utf8.js';
+import { isUserError } from '../util/errors.js';
 
 const port = parentPort;
 if (!port) throw new Error('tokenize-worker.js must be started as a worker thread');
@@ -31,11 +33,14 @@ port.on('message', async (msg: WorkerRequest) => {
   }
   try {
     const tokenizer = await opened;
-    const { tokens, counts } = tokenizer.encodeDocuments(msg.texts);
+    const texts = msg.texts.map((t, i) => (typeof t === 'string' ? t : decodeText(t, msg.origins[i] ?? `document ${i}`)));
+    const { tokens, counts } = tokenizer.encodeDocuments(texts);
     const reply: WorkerReply = { id: msg.id, tokens, counts };
     port.postMessage(reply, [tokens.buffer as ArrayBuffer, counts.buffer as ArrayBuffer]);
   } catch (err) {
-    const reply: WorkerReply = { id: msg.id, error: (err as Error)?.stack ?? String(err) };
+    const reply: WorkerReply = isUserError(err)
+      ? { id: msg.id, error: err.message, problem: err.problem, fix: err.fix }
+      : { id: msg.id, error: (err as Error)?.stack ?? String(err) };
     port.postMessage(reply);
   }
 });

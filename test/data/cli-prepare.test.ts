@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,13 @@ test('bad flags and bad inputs exit 2 with a clear message', () => {
   r = nanogpt('prepare', path.join(dir, 'missing.jsonl'));
   assert.equal(r.status, 2);
   assert.match(r.stderr, /missing\.jsonl.*does not exist/);
+  const latin1 = path.join(dir, 'latin1.txt');
+  writeFileSync(latin1, Buffer.from('first line\ncaf\xe9 au lait\n', 'latin1'));
+  r = nanogpt('prepare', latin1, '--out_dir', path.join(dir, 'latin1-out'));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /latin1\.txt:2: invalid UTF-8 \(byte 0xe9\)/);
+  assert.match(r.stderr, /iconv/);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
   r = nanogpt('prepare', '--help');
   assert.equal(r.status, 0);
   assert.match(r.stdout, /--val_fraction/);

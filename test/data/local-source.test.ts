@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Document } from '../../src/data/source.js';
+import { documentText } from '../../src/data/source.js';
 import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca } from '../../src/data/sources/alpaca.js';
 import { expandPaths, localFilesSource, type LocalSourceOptions } from '../../src/data/sources/local.js';
 import { UserError } from '../../src/util/errors.js';
@@ -22,9 +22,10 @@ after(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function docs(opts: LocalSourceOptions): Promise<Document[]> {
-  const out: Document[] = [];
-  for await (const d of (await localFilesSource(opts)).documents()) out.push(d);
+/** The source's documents as text (whole .txt files come as bytes: documentText checks and decodes them). */
+async function docs(opts: LocalSourceOptions): Promise<{ text: string; origin: string }[]> {
+  const out: { text: string; origin: string }[] = [];
+  for await (const d of (await localFilesSource(opts)).documents()) out.push({ text: documentText(d), origin: d.origin });
   return out;
 }
 

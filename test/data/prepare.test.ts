@@ -138,6 +138,49 @@ test('an interrupted run (abort) leaves previous output untouched', async () => 
   assert.deepEqual((await fs.readdir(out)).sort(), ['meta.json', 'train.bin', 'val.bin']);
 });
 
+/** The same texts as UTF-8 byte documents, in the three shapes a source can hand over. */
+function bytesSource(texts: string[], extra: Document[] = []): DocumentSource {
+  return {
+    id: 'memory:bytes',
+    describe: 'test corpus as bytes',
+    async *documents(): AsyncGenerator<Document> {
+      const shared = Buffer.from(texts.join(''));
+      let at = 0;
+      for (let i = 0; i < texts.length; i++) {
+        const n = Buffer.byteLength(texts[i]!);
+        // An owned buffer (moved to the worker), a small pooled Buffer and a view into a shared one (both copied).
+        const utf8 = i % 3 === 0 ? new Uint8Array(Buffer.from(texts[i]!)) : i % 3 === 1 ? Buffer.from(texts[i]!) : shared.subarray(at, at + n);
+        at += n;
+        yield { utf8, origin: `doc${i}` };
+      }
+      yield* extra;
+    },
+  };
+}
+
+test('UTF-8 byte documents give the same files as text; bad bytes are a UserError naming document and line', async () => {
+  const texts = corpus(300);
+  for (const workers of [1, 2]) {
+    const a = await prepareDataset({ source: memorySource(texts), outDir: path.join(dir, `t${workers}`), workers, batchBytes: 700 });
+    const b = await prepareDataset({ source: bytesSource(texts), outDir: path.join(dir, `b${workers}`), workers, batchBytes: 700 });
+    assert.equal(b.meta.train.sha256, a.meta.train.sha256);
+    assert.equal(b.meta.val.sha256, a.meta.val.sha256);
+    assert.equal(b.bytes, a.bytes);
+  }
+  const bad: [Uint8Array, RegExp][] = [
+    [Buffer.from('line one\nline two\ncaf\xe9', 'latin1'), /bad\.txt:3: invalid UTF-8 \(byte 0xe9\)/],
+    [Buffer.from('text\n\0\x01\x02', 'latin1'), /bad\.txt:2: binary data/],
+  ];
+  for (const [utf8, message] of bad) {
+    const out = path.join(dir, 'bad-bytes');
+    await assert.rejects(
+      prepareDataset({ source: bytesSource(texts, [{ utf8, origin: 'bad.txt' }]), outDir: out, workers: 2, batchBytes: 700 }),
+      (e: unknown) => e instanceof UserError && message.test(e.message) && /fix: /.test(e.message),
+    );
+    assert.deepEqual(await fs.readdir(out), []);
+  }
+});
+
 test('empty corpus and single document are clear UserErrors', async () => {
   await assert.rejects(prepareDataset({ source: memorySource([]), outDir: path.join(dir, 'e0'), workers: 1 }), /no documents/);
   await assert.rejects(prepareDataset({ source: memorySource(['x']), outDir: path.join(dir, 'e1'), workers: 1 }), /only 1 document/);

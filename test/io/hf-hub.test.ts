@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
+import { documentText, type DocumentSource } from '../../src/data/source.js';
 import { openHubDataset, resolveHubAlias } from '../../src/data/sources/hub.js';
 import { hubConfigFromEnv, selectParquetFiles } from '../../src/io/hf-hub.js';
 import { UserError } from '../../src/util/errors.js';
@@ -54,9 +55,9 @@ beforeEach(async () => {
 
 const hub = () => ({ endpoint: server.endpoint, cacheDir: cache, token: undefined, offline: false, retryDelayMs: 1 });
 
-async function texts(src: { documents(): AsyncIterable<{ text: string; origin: string }> }): Promise<{ text: string; origin: string }[]> {
+async function texts(src: DocumentSource): Promise<{ text: string; origin: string }[]> {
   const out = [];
-  for await (const d of src.documents()) out.push(d);
+  for await (const d of src.documents()) out.push({ text: documentText(d), origin: d.origin });
   return out;
 }
 

@@ -47,9 +47,10 @@ export async function sotuSource(): Promise<DocumentSource> {
     async *documents(): AsyncGenerator<Document> {
       // One file at a time: the speeches are small, but sources never hold a whole corpus. Read synchronously:
       // the next batch cannot be formed before the file is read anyway, and fs.promises.readFile costs the main
-      // thread 3-4x the CPU (FileHandle, chunking), CPU the tokenizer workers share on a small machine.
+      // thread 3-4x the CPU (FileHandle, chunking), CPU the tokenizer workers share on a small machine. Bytes,
+      // not text: decoding happens in the tokenizer workers (see Document).
       for (const n of names) {
-        yield { text: readFileSync(path.join(dir, n), 'utf8'), origin: `sotu/${n}` };
+        yield { utf8: readFileSync(path.join(dir, n)), origin: `sotu/${n}` };
       }
     },
   };

@@ -2,6 +2,7 @@ import { createReadStream, promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
 import type { Document, DocumentSource } from '../source.js';
+import { decodeText } from '../utf8.js';
 import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca, type AlpacaTemplate } from './alpaca.js';
 
 /** Extensions picked up when a directory or glob is given; an explicitly named file of another type is read as text. */
@@ -108,64 +109,6 @@ export async function expandPaths(patterns: readonly string[]): Promise<string[]
   return [...new Set(files)];
 }
 
-/** Offset of the first byte that breaks UTF-8 (overlongs, surrogates and > U+10FFFF included), or -1. */
-export function firstInvalidUtf8(b: Uint8Array): number {
-  let i = 0;
-  while (i < b.length) {
-    const c = b[i]!;
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    let n: number;
-    let min: number;
-    let cp: number;
-    if (c >= 0xc2 && c <= 0xdf) [n, min, cp] = [1, 0x80, c & 0x1f];
-    else if (c >= 0xe0 && c <= 0xef) [n, min, cp] = [2, 0x800, c & 0x0f];
-    else if (c >= 0xf0 && c <= 0xf4) [n, min, cp] = [3, 0x10000, c & 0x07];
-    else return i;
-    for (let k = 1; k <= n; k++) {
-      const cc = b[i + k];
-      if (cc === undefined || (cc & 0xc0) !== 0x80) return i;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-    i += n + 1;
-  }
-  return -1;
-}
-
-function lineAt(b: Uint8Array, offset: number): number {
-  let line = 1;
-  for (let i = 0; i < offset && i < b.length; i++) if (b[i] === 0x0a) line++;
-  return line;
-}
-
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
-
-/**
- * Decodes bytes as UTF-8 text, refusing binary data (a NUL byte) and invalid UTF-8 with an error that names the
- * file and line. `firstLine` is the line number of bytes[0] within the file.
- */
-export function decodeText(bytes: Uint8Array, file: string, firstLine = 1): string {
-  const nul = bytes.indexOf(0);
-  if (nul >= 0) {
-    throw new UserError(
-      `${file}:${firstLine + lineAt(bytes, nul) - 1}: binary data (a NUL byte), not text`,
-      'pass text files (UTF-8 .txt, .jsonl, .json) or .parquet; remove binary files from the input',
-    );
-  }
-  try {
-    return decoder.decode(bytes);
-  } catch {
-    const bad = firstInvalidUtf8(bytes);
-    throw new UserError(
-      `${file}:${firstLine + lineAt(bytes, Math.max(0, bad)) - 1}: invalid UTF-8${bad >= 0 ? ` (byte 0x${bytes[bad]!.toString(16).padStart(2, '0')})` : ''}`,
-      'convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)',
-    );
-  }
-}
-
 /** Streams a file's lines as bytes with their 1-based numbers; memory is one chunk plus the longest line. */
 async function* lines(file: string): AsyncGenerator<{ bytes: Uint8Array; line: number }> {
   let rest: Buffer | undefined;
@@ -227,7 +170,8 @@ function recordText(rec: unknown, origin: string, opts: LocalSourceOptions): str
 
 async function* txtDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
   if (!opts.splitOnBlankLines) {
-    yield { text: decodeText(await readWhole(file), file), origin: file };
+    // Bytes, not text: a tokenizer worker validates and decodes them (see Document.utf8).
+    yield { utf8: await readWhole(file), origin: file };
     return;
   }
   // Streamed line by line so one huge text file does not have to fit in memory.
