@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { gpt2VocabPieces, openGpt2Bpe } from '../../src/data/bpe-wasm.js';
 import { hasUnicodeDrift, splitPieces } from '../../src/data/pretokenize.js';
 import { sotuDataDir } from '../../src/data/sources/embedded.js';
 import { encodeOrdinary, Gpt2Tokenizer, GPT2_EOT, GPT2_VOCAB_SIZE } from '../../src/data/tokenizer.js';
@@ -35,6 +36,27 @@ test('encodeDocuments appends EOT after every document, counts include it', asyn
     tok.free();
   }
   assert.throws(() => tok.encodeOrdinary('x'), /after free/);
+});
+
+test('the vocabulary the memo starts with: right ranks, and tiktoken gives that one token for each such piece', async () => {
+  const vocab = gpt2VocabPieces();
+  const enc = await openGpt2Bpe();
+  try {
+    // Every token but the 344 that are fragments of multi-byte characters, and <|endoftext|> (a special token).
+    assert.equal(vocab.size, 49912);
+    const utf8 = new TextEncoder();
+    let pieces = 0;
+    for (const [text, rank] of vocab) {
+      assert.deepEqual(enc.decode_single_token_bytes(rank), utf8.encode(text), `rank ${rank}`);
+      // Only strings that are one whole piece can ever be looked up; for those the memo must agree with tiktoken.
+      if (splitPieces(text).length !== 1) continue;
+      pieces++;
+      assert.deepEqual(Array.from(enc.encode_ordinary(text)), [rank], JSON.stringify(text));
+    }
+    assert.ok(pieces > 45000, `only ${pieces} vocabulary entries are single pieces`);
+  } finally {
+    enc.free();
+  }
 });
 
 test('memoised encoding equals tiktoken on the whole embedded corpus', async () => {
