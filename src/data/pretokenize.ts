@@ -25,6 +25,13 @@ export const GPT2_PIECE = new RegExp(
 );
 
 /**
+ * GPT2_PIECE anchored where lastIndex points (sticky). Every character starts some piece (a letter, a number,
+ * white space or anything else), so pieces tile the text and each one starts where the previous ended: an encoder
+ * can step with test() and slice, without the match array exec() allocates per piece.
+ */
+export const GPT2_PIECE_AT = new RegExp(GPT2_PIECE.source, 'uy');
+
+/**
  * Code points that V8 (Unicode 17) classifies as letters or numbers and tiktoken (Unicode 16) does not: found by
  * comparing both splits over every code point (the test does it again, so a Node upgrade that moves the tables
  * fails loudly instead of producing different tokens).

@@ -1,6 +1,6 @@
 import type { Tiktoken } from 'tiktoken/lite/init';
 import { gpt2VocabPieces, openGpt2Bpe } from './bpe-wasm.js';
-import { GPT2_PIECE, hasUnicodeDrift } from './pretokenize.js';
+import { GPT2_PIECE_AT, hasUnicodeDrift } from './pretokenize.js';
 
 /** GPT-2's vocabulary: 50,000 merges + 256 byte tokens + <|endoftext|>. */
 export const GPT2_VOCAB_SIZE = 50257;
@@ -140,11 +140,11 @@ export class Gpt2Tokenizer implements Disposable {
       out.pushIds(this.e.encode_ordinary(text));
       return;
     }
-    const re = GPT2_PIECE;
+    const re = GPT2_PIECE_AT;
     re.lastIndex = 0;
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) !== null) {
-      const piece = m[0];
+    for (let start = 0; start < text.length; start = re.lastIndex) {
+      if (!re.test(text)) throw new Error(`internal error: no GPT-2 piece at offset ${start} of a ${text.length}-character text`);
+      const piece = text.slice(start, re.lastIndex);
       let ids = this.vocab.get(piece) ?? this.memo.get(piece);
       if (ids === undefined) {
         this.windowMisses++;
