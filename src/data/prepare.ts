@@ -7,8 +7,7 @@ import { BinWriter } from './bin-writer.js';
 import { buildMeta, serializeMeta, type PrepareMeta } from './meta.js';
 import type { DocumentSource } from './source.js';
 import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, StreamingSplitter, type SplitName } from './split.js';
-import { TokenizePool } from './tokenize-pool.js';
-import type { EncodedBatch } from './tokenizer.js';
+import { TokenizePool, type TokenizedBatch } from './tokenize-pool.js';
 
 /** Where `nanogpt prepare` and `nanogpt download` put the files unless told otherwise. */
 export const DEFAULT_OUT_DIR = 'data';
@@ -21,6 +20,12 @@ const DEFAULT_BATCH_BYTES = 256 * 1024;
  * waiting for work, with 4 about 20 ms, with 8 none. Memory stays a few MB (batches are ~256 KB of text).
  */
 const BATCHES_PER_WORKER = 4;
+/**
+ * Text in flight per worker beyond which prepare waits (it always keeps at least one batch going). Only Parquet row
+ * groups come near it: a row group is one batch however large (reading part of one would decompress all of it),
+ * and Hub datasets' row groups can be ~100 MB of text.
+ */
+const INFLIGHT_BYTES_PER_WORKER = 128 * 1024 * 1024;
 /** A batch also closes at this many documents, so corpora of tiny documents still stream. */
 const MAX_BATCH_DOCS = 4096;
 
@@ -107,48 +112,65 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     });
 
   try {
-    const inflight: { result: Promise<EncodedBatch>; bytes: number }[] = [];
+    const inflight: { result: Promise<TokenizedBatch>; estimatedBytes: number }[] = [];
+    let inflightBytes = 0;
     // Results are consumed strictly in submission order: that, not worker timing, decides file order.
     const drainOne = async (): Promise<void> => {
       const head = inflight.shift()!;
-      const { tokens, counts } = await head.result;
+      inflightBytes -= head.estimatedBytes;
+      const { tokens, counts, bytes: batchBytes } = await head.result;
       let at = 0;
       for (const n of counts) {
         splitter.push(tokens.subarray(at, at + n));
         at += n;
       }
-      bytes += head.bytes;
+      bytes += batchBytes;
       const pending = flushes;
       flushes = [];
       await Promise.all(pending); // backpressure: never run ahead of the disk
       progress(false);
+    };
+    /** Queues a batch, then waits while too much is in flight (by count, or by text for large Parquet row groups). */
+    const enqueue = async (result: Promise<TokenizedBatch>, estimatedBytes: number): Promise<void> => {
+      // Mark the promise handled now: it is awaited later in order, and a worker failure must not become an
+      // unhandled rejection in between.
+      result.catch(() => undefined);
+      inflight.push({ result, estimatedBytes });
+      inflightBytes += estimatedBytes;
+      while (inflight.length >= BATCHES_PER_WORKER * workers || (inflight.length > 1 && inflightBytes > INFLIGHT_BYTES_PER_WORKER * workers)) {
+        await drainOne();
+      }
     };
 
     let texts: (string | Uint8Array)[] = [];
     let origins: string[] = [];
     let pendingBytes = 0;
     const submit = async (): Promise<void> => {
-      // Mark the promise handled now: it is awaited later in order, and a worker failure must not become an
-      // unhandled rejection in between.
-      const result = pool.encode(texts, origins);
-      result.catch(() => undefined);
-      inflight.push({ result, bytes: pendingBytes });
+      const batch = pool.encode(texts, origins);
+      const estimate = pendingBytes;
       texts = [];
       origins = [];
       pendingBytes = 0;
-      while (inflight.length >= BATCHES_PER_WORKER * workers) await drainOne();
+      await enqueue(batch, estimate);
     };
 
-    for await (const doc of opts.source.documents()) {
+    for await (const unit of opts.source.units?.() ?? opts.source.documents()) {
       opts.signal?.throwIfAborted();
-      if (doc.utf8) {
-        texts.push(doc.utf8);
-        pendingBytes += doc.utf8.byteLength;
-      } else {
-        texts.push(doc.text);
-        pendingBytes += Buffer.byteLength(doc.text, 'utf8');
+      if ('kind' in unit) {
+        // A Parquet row range: its documents come after those already gathered, and its worker reads them itself.
+        if (texts.length > 0) await submit();
+        await enqueue(pool.encodeParquet(unit), unit.estimatedBytes);
+        continue;
       }
-      origins.push(doc.origin);
+      if (unit.utf8) {
+        texts.push(unit.utf8);
+        pendingBytes += unit.utf8.byteLength;
+      } else {
+        texts.push(unit.text);
+        // UTF-16 length: close enough to size a batch (the worker counts the exact bytes), and free.
+        pendingBytes += unit.text.length;
+      }
+      origins.push(unit.origin);
       if (pendingBytes >= batchBytes || texts.length >= MAX_BATCH_DOCS) await submit();
     }
     if (texts.length > 0) await submit();

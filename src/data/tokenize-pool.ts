@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { compileBpeModule } from './bpe-wasm.js';
+import type { ParquetRows } from './parquet.js';
 import type { EncodedBatch } from './tokenizer.js';
 import { UserError } from '../util/errors.js';
 
@@ -7,16 +8,24 @@ export type WorkerRequest =
   | { type: 'init'; bpeModule: WebAssembly.Module }
   /** Documents as text or UTF-8 bytes (decoded and checked in the worker); origins name them in errors. */
   | { type: 'encode'; id: number; texts: (string | Uint8Array)[]; origins: string[] }
+  /** Documents the worker reads from a Parquet file itself. */
+  | { type: 'encode-parquet'; id: number; rows: ParquetRows }
   | { type: 'close' };
 export type WorkerReply =
-  | { id: number; tokens: Uint16Array; counts: Uint32Array }
+  /** `bytes`: UTF-8 bytes of the batch's text, counted by the worker (the main thread may only have estimated). */
+  | { id: number; tokens: Uint16Array; counts: Uint32Array; bytes: number }
   /** `problem`/`fix`: the worker's error was a UserError (bad input), rebuilt as one on this side. */
   | { id: number; error: string; problem?: string; fix?: string };
+
+/** A batch's tokens, EOT after each document, with its UTF-8 byte count. */
+export interface TokenizedBatch extends EncodedBatch {
+  bytes: number;
+}
 
 interface Slot {
   worker: Worker;
   exited: boolean;
-  pending: Map<number, { resolve: (b: EncodedBatch) => void; reject: (e: Error) => void }>;
+  pending: Map<number, { resolve: (b: TokenizedBatch) => void; reject: (e: Error) => void }>;
 }
 
 /**
@@ -39,7 +48,7 @@ export class TokenizePool {
         const p = slot.pending.get(reply.id);
         if (!p) return;
         slot.pending.delete(reply.id);
-        if (!('error' in reply)) p.resolve({ tokens: reply.tokens, counts: reply.counts });
+        if (!('error' in reply)) p.resolve({ tokens: reply.tokens, counts: reply.counts, bytes: reply.bytes });
         else if (reply.problem !== undefined) p.reject(new UserError(reply.problem, reply.fix));
         else p.reject(new Error(`tokenizer worker failed: ${reply.error}`));
       });
@@ -75,23 +84,32 @@ export class TokenizePool {
    * Tokenizes a batch. UTF-8 byte documents are moved to the worker, not copied, when they own their whole buffer
    * (they are detached here afterwards); a view into a shared buffer (Node's small-Buffer pool) is copied.
    */
-  encode(texts: (string | Uint8Array)[], origins: string[]): Promise<EncodedBatch> {
+  encode(texts: (string | Uint8Array)[], origins: string[]): Promise<TokenizedBatch> {
+    const transfer = new Set<ArrayBuffer>();
+    const sent = texts.map((t) => {
+      if (typeof t === 'string') return t;
+      const owned = t.buffer instanceof ArrayBuffer && t.byteOffset === 0 && t.byteLength === t.buffer.byteLength && !transfer.has(t.buffer);
+      if (!owned) return t.slice();
+      transfer.add(t.buffer as ArrayBuffer);
+      return t;
+    });
+    return this.send((id) => ({ type: 'encode', id, texts: sent, origins }), [...transfer]);
+  }
+
+  /** Tokenizes the documents in a Parquet row range, which the worker reads itself. */
+  encodeParquet(rows: ParquetRows): Promise<TokenizedBatch> {
+    return this.send((id) => ({ type: 'encode-parquet', id, rows }), []);
+  }
+
+  /** Sends a request to the least-busy worker; its reply settles the promise. */
+  private send(request: (id: number) => WorkerRequest, transfer: ArrayBuffer[]): Promise<TokenizedBatch> {
     if (this.failure) return Promise.reject(this.failure);
     let best = this.slots[0]!;
     for (const s of this.slots) if (s.pending.size < best.pending.size) best = s;
     const id = this.nextId++;
-    return new Promise<EncodedBatch>((resolve, reject) => {
+    return new Promise<TokenizedBatch>((resolve, reject) => {
       best.pending.set(id, { resolve, reject });
-      const transfer = new Set<ArrayBuffer>();
-      const sent = texts.map((t) => {
-        if (typeof t === 'string') return t;
-        const owned = t.buffer instanceof ArrayBuffer && t.byteOffset === 0 && t.byteLength === t.buffer.byteLength && !transfer.has(t.buffer);
-        if (!owned) return t.slice();
-        transfer.add(t.buffer as ArrayBuffer);
-        return t;
-      });
-      const req: WorkerRequest = { type: 'encode', id, texts: sent, origins };
-      best.worker.postMessage(req, [...transfer]);
+      best.worker.postMessage(request(id), transfer);
     });
   }
 

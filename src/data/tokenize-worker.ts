@@ -33,9 +33,25 @@ port.on('message', async (msg: WorkerRequest) => {
   }
   try {
     const tokenizer = await opened;
-    const texts = msg.texts.map((t, i) => (typeof t === 'string' ? t : decodeText(t, msg.origins[i] ?? `document ${i}`)));
+    let texts: string[];
+    let bytes = 0;
+    if (msg.type === 'encode-parquet') {
+      // Loaded on first use: workers of corpora without Parquet never load the reader.
+      const { readParquetRows } = await import('./parquet.js');
+      texts = (await readParquetRows(msg.rows)).texts;
+      for (const t of texts) bytes += Buffer.byteLength(t, 'utf8');
+    } else {
+      texts = msg.texts.map((t, i) => {
+        if (typeof t !== 'string') {
+          bytes += t.byteLength;
+          return decodeText(t, msg.origins[i] ?? `document ${i}`);
+        }
+        bytes += Buffer.byteLength(t, 'utf8');
+        return t;
+      });
+    }
     const { tokens, counts } = tokenizer.encodeDocuments(texts);
-    const reply: WorkerReply = { id: msg.id, tokens, counts };
+    const reply: WorkerReply = { id: msg.id, tokens, counts, bytes };
     port.postMessage(reply, [tokens.buffer as ArrayBuffer, counts.buffer as ArrayBuffer]);
   } catch (err) {
     const reply: WorkerReply = isUserError(err)

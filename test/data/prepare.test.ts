@@ -6,8 +6,10 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { prepareDataset } from '../../src/data/prepare.js';
 import type { Document, DocumentSource } from '../../src/data/source.js';
+import { localFilesSource } from '../../src/data/sources/local.js';
 import { encodeOrdinary, GPT2_EOT } from '../../src/data/tokenizer.js';
 import { UserError } from '../../src/util/errors.js';
+import { makeParquet } from '../helpers/hub-server.js';
 
 let dir: string;
 before(async () => {
@@ -179,6 +181,34 @@ test('UTF-8 byte documents give the same files as text; bad bytes are a UserErro
     );
     assert.deepEqual(await fs.readdir(out), []);
   }
+});
+
+test('Parquet row groups are read by the workers: same files as decoded rows, with txt and jsonl in order; bad rows named', async () => {
+  const texts = corpus(400).map((t, i) => (i % 37 === 5 ? null : t));
+  const src = path.join(dir, 'mixed');
+  await fs.mkdir(src, { recursive: true });
+  await fs.writeFile(path.join(src, 'a.txt'), 'a text file first');
+  await fs.writeFile(path.join(src, 'b.parquet'), makeParquet(texts, 32)); // 13 row groups
+  await fs.writeFile(path.join(src, 'c.jsonl'), '{"text":"then a record"}\n{"text":"and another"}\n');
+  const local = await localFilesSource({ paths: [src] });
+  assert.ok(local.units, 'local files offer units()');
+  const decoded: DocumentSource = { id: local.id, describe: local.describe, documents: () => local.documents() };
+  const ref = await prepareDataset({ source: decoded, outDir: path.join(dir, 'pq-main'), workers: 1 });
+  for (const workers of [1, 2]) {
+    const r = await prepareDataset({ source: local, outDir: path.join(dir, `pq-w${workers}`), workers });
+    assert.equal(r.meta.train.sha256, ref.meta.train.sha256);
+    assert.equal(r.meta.val.sha256, ref.meta.val.sha256);
+    assert.equal(r.bytes, ref.bytes);
+  }
+  assert.equal(ref.meta.train.documents + ref.meta.val.documents, 1 + texts.filter((t) => t !== null).length + 2);
+
+  // The 'id' column is INT32: the worker's error names the file and row, and nothing is left behind.
+  const out = path.join(dir, 'pq-bad');
+  await assert.rejects(
+    prepareDataset({ source: await localFilesSource({ paths: [path.join(src, 'b.parquet')], textColumn: 'id' }), outDir: out, workers: 2 }),
+    (e: unknown) => e instanceof UserError && /b\.parquet#0: column 'id' holds number values, not text/.test(e.message),
+  );
+  assert.deepEqual(await fs.readdir(out), []);
 });
 
 test('empty corpus and single document are clear UserErrors', async () => {

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
+import { prepareDataset } from '../../src/data/prepare.js';
 import { documentText, type DocumentSource } from '../../src/data/source.js';
 import { openHubDataset, resolveHubAlias } from '../../src/data/sources/hub.js';
 import { hubConfigFromEnv, selectParquetFiles } from '../../src/io/hf-hub.js';
@@ -96,6 +97,20 @@ test('Hub flow end to end: resolve, download into the HF cache layout, documents
   // Other split.
   const val = await openHubDataset({ dataset: 'test-org/corpus', split: 'validation', hub: hub() });
   assert.deepEqual((await texts(val)).map((d) => d.text), valid);
+
+  // prepare reads the row groups in its workers (units()): the same files as from the decoded documents.
+  const decoded: DocumentSource = { id: again.id, describe: again.describe, documents: () => again.documents() };
+  const out = await fs.mkdtemp(path.join(os.tmpdir(), 'nanogpt-hub-prepare-'));
+  try {
+    const viaWorkers = await prepareDataset({ source: again, outDir: path.join(out, 'w'), workers: 2 });
+    const viaMain = await prepareDataset({ source: decoded, outDir: path.join(out, 'm'), workers: 1 });
+    assert.equal(viaWorkers.meta.train.sha256, viaMain.meta.train.sha256);
+    assert.equal(viaWorkers.meta.val.sha256, viaMain.meta.val.sha256);
+    assert.equal(viaWorkers.meta.train.documents + viaWorkers.meta.val.documents, 500);
+    assert.equal(viaWorkers.bytes, viaMain.bytes);
+  } finally {
+    await fs.rm(out, { recursive: true, force: true });
+  }
 });
 
 test('a connection cut mid-file is resumed with a Range request', async () => {

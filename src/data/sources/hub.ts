@@ -1,6 +1,6 @@
 import { HubClient, type DownloadProgress, type HubConfig } from '../../io/hf-hub.js';
 import { UserError } from '../../util/errors.js';
-import { parquetColumnBytes, parquetColumns, parquetDocuments, readParquetMetadata } from '../parquet.js';
+import { parquetColumnBytes, parquetColumns, parquetDocuments, parquetRowRanges, readParquetMetadata } from '../parquet.js';
 import type { DocumentSource } from '../source.js';
 
 /** Short names for the datasets the original project used, so `--dataset openwebtext` just works. */
@@ -92,6 +92,9 @@ export async function openHubDataset(opts: HubDatasetOptions): Promise<DocumentS
     estimatedBytes: bytes,
     async *documents() {
       for (const f of local) yield* parquetDocuments(f.path, column, `hub:${repo}:${f.hubPath}`);
+    },
+    async *units() {
+      for (const f of local) yield* await parquetRowRanges(f.path, column, `hub:${repo}:${f.hubPath}`);
     },
   };
 }

@@ -2,6 +2,7 @@ import { createReadStream, promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
 import type { Document, DocumentSource } from '../source.js';
+import type { ParquetRows } from '../parquet.js';
 import { decodeText } from '../utf8.js';
 import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca, type AlpacaTemplate } from './alpaca.js';
 
@@ -264,15 +265,36 @@ async function* jsonDocuments(file: string, opts: LocalSourceOptions): AsyncGene
   }
 }
 
-async function* parquetFileDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
-  let mod: { parquetDocuments(file: string, column: string): AsyncGenerator<Document> };
-  try {
-    mod = (await import('../parquet.js')) as typeof mod;
-  } catch {
-    throw new UserError(`${file}: Parquet input is not available in this build`, 'convert the file to .jsonl');
-  }
+/** The Parquet reader, loaded on first use: corpora without Parquet files never pay for loading it. */
+async function parquetModule(file: string, opts: LocalSourceOptions): Promise<typeof import('../parquet.js')> {
   if (opts.format === 'alpaca') throw new UserError(`${file}: --format alpaca reads .json / .jsonl records, not Parquet`);
-  yield* mod.parquetDocuments(file, opts.textColumn ?? 'text');
+  return import('../parquet.js');
+}
+
+async function* parquetFileDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
+  yield* (await parquetModule(file, opts)).parquetDocuments(file, opts.textColumn ?? 'text');
+}
+
+async function* parquetFileUnits(file: string, opts: LocalSourceOptions): AsyncGenerator<ParquetRows> {
+  yield* await (await parquetModule(file, opts)).parquetRowRanges(file, opts.textColumn ?? 'text');
+}
+
+/** The files' documents in order; Parquet files through `parquet` (decoded rows, or row ranges for workers). */
+async function* fileDocuments<P>(
+  files: string[],
+  opts: LocalSourceOptions,
+  parquet: (file: string, opts: LocalSourceOptions) => AsyncGenerator<P>,
+): AsyncGenerator<Document | P> {
+  for (const f of files) {
+    const ext = path.extname(f).toLowerCase();
+    if (ext === '.jsonl') yield* jsonlDocuments(f, opts);
+    else if (ext === '.json') yield* jsonDocuments(f, opts);
+    else if (ext === '.parquet') yield* parquet(f, opts);
+    else {
+      if (opts.format === 'alpaca') throw new UserError(`${f}: --format alpaca reads .json / .jsonl records, not text files`);
+      yield* txtDocuments(f, opts);
+    }
+  }
 }
 
 /** Local files as a document source; files are validated up front (they exist) and read lazily, one at a time. */
@@ -292,17 +314,7 @@ export async function localFilesSource(opts: LocalSourceOptions): Promise<Docume
     describe: files.length === 1 ? files[0]! : `${files.length} local files (${opts.paths.join(', ')})`,
     // File sizes: exact for text, an over-estimate for JSON (keys, quotes) and a rough guide for Parquet.
     estimatedBytes: bytes,
-    async *documents(): AsyncGenerator<Document> {
-      for (const f of files) {
-        const ext = path.extname(f).toLowerCase();
-        if (ext === '.jsonl') yield* jsonlDocuments(f, opts);
-        else if (ext === '.json') yield* jsonDocuments(f, opts);
-        else if (ext === '.parquet') yield* parquetFileDocuments(f, opts);
-        else {
-          if (opts.format === 'alpaca') throw new UserError(`${f}: --format alpaca reads .json / .jsonl records, not text files`);
-          yield* txtDocuments(f, opts);
-        }
-      }
-    },
+    documents: () => fileDocuments(files, opts, parquetFileDocuments),
+    units: () => fileDocuments(files, opts, parquetFileUnits),
   };
 }
