@@ -157,9 +157,10 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     for await (const unit of opts.source.units?.() ?? opts.source.documents()) {
       opts.signal?.throwIfAborted();
       if ('kind' in unit) {
-        // A Parquet row range: its documents come after those already gathered, and its worker reads them itself.
+        // A unit (Parquet row group, chunk of JSON lines): its documents come after those already gathered, and its
+        // worker reads them itself.
         if (texts.length > 0) await submit();
-        await enqueue(pool.encodeParquet(unit), unit.estimatedBytes);
+        await enqueue(pool.encodeUnit(unit), unit.estimatedBytes);
         continue;
       }
       if (unit.utf8) {

@@ -1,3 +1,4 @@
+import type { JsonlLines } from './jsonl.js';
 import type { ParquetRows } from './parquet.js';
 import { decodeText } from './utf8.js';
 
@@ -13,6 +14,9 @@ export type Document = {
   origin: string;
 } & ({ text: string; utf8?: undefined } | { utf8: Uint8Array; text?: undefined });
 
+/** Documents that a tokenizer worker reads for itself (see DocumentSource.units). */
+export type WorkerUnit = ParquetRows | JsonlLines;
+
 /** A document's text; `utf8` documents are checked (UTF-8, no NUL byte) with an error naming origin and line. */
 export function documentText(doc: Document): string {
   return doc.text ?? decodeText(doc.utf8!, doc.origin);
@@ -27,11 +31,12 @@ export interface DocumentSource {
   /** Documents in a deterministic order (the same inputs always give the same sequence). */
   documents(): AsyncIterable<Document>;
   /**
-   * Optional: the same documents in the same order, where Parquet files come as row ranges instead of decoded
-   * rows. `prepare` hands a range to a tokenizer worker, which reads and decodes it itself: decoding Parquet on
-   * the main thread cost it 18.8 ms per MB of text, capping a whole run at ~50 MB/s whatever the core count.
+   * Optional: the same documents in the same order, where runs of them come as units a tokenizer worker reads
+   * itself (Parquet row groups, chunks of JSON lines) instead of decoded one by one. Decoding Parquet or parsing
+   * JSON lines on the main thread cost it ~19-20 ms per MB of text, capping a whole run near 50 MB/s whatever the
+   * core count; `prepare` uses units() when a source has it.
    */
-  units?(): AsyncIterable<Document | ParquetRows>;
+  units?(): AsyncIterable<Document | WorkerUnit>;
   /** Total bytes or documents when known up front, for progress/ETA. */
   estimatedBytes?: number;
   estimatedDocuments?: number;

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { compileBpeModule } from './bpe-wasm.js';
-import type { ParquetRows } from './parquet.js';
+import type { WorkerUnit } from './source.js';
 import type { EncodedBatch } from './tokenizer.js';
 import { UserError } from '../util/errors.js';
 
@@ -8,14 +8,28 @@ export type WorkerRequest =
   | { type: 'init'; bpeModule: WebAssembly.Module }
   /** Documents as text or UTF-8 bytes (decoded and checked in the worker); origins name them in errors. */
   | { type: 'encode'; id: number; texts: (string | Uint8Array)[]; origins: string[] }
-  /** Documents the worker reads from a Parquet file itself. */
-  | { type: 'encode-parquet'; id: number; rows: ParquetRows }
+  /** Documents the worker reads itself: a Parquet row group, a chunk of JSON lines. */
+  | { type: 'encode-unit'; id: number; unit: WorkerUnit }
   | { type: 'close' };
 export type WorkerReply =
   /** `bytes`: UTF-8 bytes of the batch's text, counted by the worker (the main thread may only have estimated). */
   | { id: number; tokens: Uint16Array; counts: Uint32Array; bytes: number }
   /** `problem`/`fix`: the worker's error was a UserError (bad input), rebuilt as one on this side. */
   | { id: number; error: string; problem?: string; fix?: string };
+
+/**
+ * `bytes` ready to post, and the buffer to transfer with them: their own when they own all of it (and it is not
+ * already being moved), else a copy's (a view into a shared buffer, such as Node's small-Buffer pool, must not be
+ * detached). Either way the message carries no second copy.
+ */
+function movable(bytes: Uint8Array, moving: readonly ArrayBuffer[] = []): [Uint8Array, ArrayBuffer[]] {
+  const buffer = bytes.buffer;
+  const owned = buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength && !moving.includes(buffer);
+  // new Uint8Array copies; bytes.slice() would not for a Buffer (Buffer#slice is a view), and moving that view
+  // would detach the memory it shares.
+  const sent = owned ? bytes : new Uint8Array(bytes);
+  return [sent, [sent.buffer as ArrayBuffer]];
+}
 
 /** A batch's tokens, EOT after each document, with its UTF-8 byte count. */
 export interface TokenizedBatch extends EncodedBatch {
@@ -85,20 +99,21 @@ export class TokenizePool {
    * (they are detached here afterwards); a view into a shared buffer (Node's small-Buffer pool) is copied.
    */
   encode(texts: (string | Uint8Array)[], origins: string[]): Promise<TokenizedBatch> {
-    const transfer = new Set<ArrayBuffer>();
+    const transfer: ArrayBuffer[] = [];
     const sent = texts.map((t) => {
       if (typeof t === 'string') return t;
-      const owned = t.buffer instanceof ArrayBuffer && t.byteOffset === 0 && t.byteLength === t.buffer.byteLength && !transfer.has(t.buffer);
-      if (!owned) return t.slice();
-      transfer.add(t.buffer as ArrayBuffer);
-      return t;
+      const [bytes, moved] = movable(t, transfer);
+      transfer.push(...moved);
+      return bytes;
     });
-    return this.send((id) => ({ type: 'encode', id, texts: sent, origins }), [...transfer]);
+    return this.send((id) => ({ type: 'encode', id, texts: sent, origins }), transfer);
   }
 
-  /** Tokenizes the documents in a Parquet row range, which the worker reads itself. */
-  encodeParquet(rows: ParquetRows): Promise<TokenizedBatch> {
-    return this.send((id) => ({ type: 'encode-parquet', id, rows }), []);
+  /** Tokenizes the documents of a unit, which the worker reads itself; a chunk's bytes are moved as in encode(). */
+  encodeUnit(unit: WorkerUnit): Promise<TokenizedBatch> {
+    if (unit.kind !== 'jsonl-lines') return this.send((id) => ({ type: 'encode-unit', id, unit }), []);
+    const [bytes, transfer] = movable(unit.bytes);
+    return this.send((id) => ({ type: 'encode-unit', id, unit: { ...unit, bytes } }), transfer);
   }
 
   /** Sends a request to the least-busy worker; its reply settles the promise. */

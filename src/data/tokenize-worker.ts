@@ -5,6 +5,8 @@
 import { parentPort } from 'node:worker_threads';
 import { Gpt2Tokenizer } from './tokenizer.js';
 import type { WorkerReply, WorkerRequest } from './tokenize-pool.js';
+import { jsonlTexts } from './jsonl.js';
+import type { WorkerUnit } from './source.js';
 import { decodeText } from './utf8.js';
 import { isUserError } from '../util/errors.js';
 
@@ -17,6 +19,14 @@ let receiveModule: (m: WebAssembly.Module) => void = () => undefined;
 let received = false;
 const opened = new Promise<WebAssembly.Module>((resolve) => (receiveModule = resolve)).then((m) => Gpt2Tokenizer.open(m));
 opened.catch(() => undefined); // reported to each request below
+
+/** The documents of a unit, read here rather than on the main thread. */
+async function unitTexts(unit: WorkerUnit): Promise<string[]> {
+  if (unit.kind === 'jsonl-lines') return jsonlTexts(unit.bytes, unit.file, unit.firstLine, unit.record).texts;
+  // Loaded on first use: workers of corpora without Parquet never load the reader.
+  const { readParquetRows } = await import('./parquet.js');
+  return (await readParquetRows(unit)).texts;
+}
 
 port.on('message', async (msg: WorkerRequest) => {
   if (msg.type === 'init') {
@@ -35,10 +45,8 @@ port.on('message', async (msg: WorkerRequest) => {
     const tokenizer = await opened;
     let texts: string[];
     let bytes = 0;
-    if (msg.type === 'encode-parquet') {
-      // Loaded on first use: workers of corpora without Parquet never load the reader.
-      const { readParquetRows } = await import('./parquet.js');
-      texts = (await readParquetRows(msg.rows)).texts;
+    if (msg.type === 'encode-unit') {
+      texts = await unitTexts(msg.unit);
       for (const t of texts) bytes += Buffer.byteLength(t, 'utf8');
     } else {
       texts = msg.texts.map((t, i) => {

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { documentText } from '../../src/data/source.js';
+import { jsonlLineChunks, jsonlTexts } from '../../src/data/jsonl.js';
 import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca } from '../../src/data/sources/alpaca.js';
 import { expandPaths, localFilesSource, type LocalSourceOptions } from '../../src/data/sources/local.js';
 import { UserError } from '../../src/util/errors.js';
@@ -98,4 +99,22 @@ test('alpaca records become prompt + response documents', async () => {
   assert.deepEqual((await docs({ paths: [f], format: 'alpaca', template: custom })).map((d) => d.text), ['Q: i (x)\nA: o', 'Q: j\nA: p']);
   const bad = await write('alpaca.jsonl', '{"instruction":"i","output":"o"}\n{"instruction":"i"}\n');
   await rejectsAt(docs({ paths: [bad], format: 'alpaca' }), `${bad}:2`, /no 'output' field/);
+});
+
+test('JSON-lines chunks: whole lines, right first-line numbers, a line longer than a chunk kept whole', async () => {
+  const body = 'a\n{"text":"bb"}\r\n\n' + 'x'.repeat(50) + '\nlast line without newline';
+  const file = await write('chunks.jsonl', body);
+  const chunks: { text: string; firstLine: number }[] = [];
+  for await (const c of jsonlLineChunks(file, 8, (e) => e as Error)) chunks.push({ text: Buffer.from(c.bytes).toString(), firstLine: c.firstLine });
+  assert.equal(chunks.map((c) => c.text).join(''), body);
+  for (const c of chunks.slice(0, -1)) assert.ok(c.text.endsWith('\n'), JSON.stringify(c.text));
+  let line = 1;
+  for (const c of chunks) {
+    assert.equal(c.firstLine, line);
+    line += c.text.split('\n').length - 1;
+  }
+  assert.ok(chunks.some((c) => c.text === 'x'.repeat(50) + '\n'), 'the long line is one chunk');
+  const { texts, lines } = jsonlTexts(Buffer.from('{"text":"p"}\r\n\n"q"\n'), 'f.jsonl', 10, {});
+  assert.deepEqual(texts, ['p', 'q']);
+  assert.deepEqual(lines, [10, 12]);
 });

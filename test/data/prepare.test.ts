@@ -211,6 +211,33 @@ test('Parquet row groups are read by the workers: same files as decoded rows, wi
   assert.deepEqual(await fs.readdir(out), []);
 });
 
+test('JSON lines are parsed by the workers in chunks: same files as parsed on the main thread; errors name the line', async () => {
+  // ~1.6 MB: two chunks of JSONL_CHUNK_BYTES, with CRLF endings, blank lines and a record longer than a read.
+  const records = corpus(3000).map((t, i) => JSON.stringify({ id: i, text: i === 1500 ? t + ' long'.repeat(300_000) : t }));
+  const body = records.map((r, i) => (i % 100 === 7 ? `${r}\r\n\n` : `${r}\n`)).join('');
+  const file = path.join(dir, 'big.jsonl');
+  await fs.writeFile(file, body);
+  const local = await localFilesSource({ paths: [file] });
+  const decoded: DocumentSource = { id: local.id, describe: local.describe, documents: () => local.documents() };
+  const ref = await prepareDataset({ source: decoded, outDir: path.join(dir, 'jl-main'), workers: 1 });
+  const r = await prepareDataset({ source: local, outDir: path.join(dir, 'jl-w2'), workers: 2 });
+  assert.equal(r.meta.train.sha256, ref.meta.train.sha256);
+  assert.equal(r.meta.val.sha256, ref.meta.val.sha256);
+  assert.equal(r.meta.train.documents + r.meta.val.documents, 3000);
+
+  // A bad record far into the file (a later chunk): the worker names its line.
+  const lines = body.split('\n');
+  const badLine = lines.length - 40;
+  lines[badLine - 1] = '{"text": oops}';
+  await fs.writeFile(file, lines.join('\n'));
+  const out = path.join(dir, 'jl-bad');
+  await assert.rejects(
+    prepareDataset({ source: await localFilesSource({ paths: [file] }), outDir: out, workers: 2 }),
+    (e: unknown) => e instanceof UserError && e.message.includes(`big.jsonl:${badLine}: not valid JSON`),
+  );
+  assert.deepEqual(await fs.readdir(out), []);
+});
+
 test('empty corpus and single document are clear UserErrors', async () => {
   await assert.rejects(prepareDataset({ source: memorySource([]), outDir: path.join(dir, 'e0'), workers: 1 }), /no documents/);
   await assert.rejects(prepareDataset({ source: memorySource(['x']), outDir: path.join(dir, 'e1'), workers: 1 }), /only 1 document/);

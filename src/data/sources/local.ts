@@ -1,10 +1,11 @@
 import { createReadStream, promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
-import type { Document, DocumentSource } from '../source.js';
+import type { Document, DocumentSource, WorkerUnit } from '../source.js';
 import type { ParquetRows } from '../parquet.js';
 import { decodeText } from '../utf8.js';
-import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca, type AlpacaTemplate } from './alpaca.js';
+import { JSONL_CHUNK_BYTES, jsonlLineChunks, jsonlTexts, recordText, type JsonlLines } from '../jsonl.js';
+import type { AlpacaTemplate } from './alpaca.js';
 
 /** Extensions picked up when a directory or glob is given; an explicitly named file of another type is read as text. */
 export const LOCAL_EXTENSIONS = ['.txt', '.jsonl', '.json', '.parquet'] as const;
@@ -151,24 +152,6 @@ async function readWhole(file: string): Promise<Buffer> {
   }
 }
 
-function recordText(rec: unknown, origin: string, opts: LocalSourceOptions): string {
-  if (opts.format === 'alpaca') return formatAlpaca(rec, opts.template ?? DEFAULT_ALPACA_TEMPLATE, origin);
-  if (typeof rec === 'string') return rec;
-  const field = opts.textField ?? 'text';
-  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) {
-    throw new UserError(`${origin}: expected a JSON object with a '${field}' field, got ${Array.isArray(rec) ? 'an array' : typeof rec}`);
-  }
-  const v = (rec as Record<string, unknown>)[field];
-  if (v === undefined) {
-    throw new UserError(
-      `${origin}: record has no '${field}' field (fields: ${Object.keys(rec).join(', ') || 'none'})`,
-      'choose the text field with --text_field, or --format alpaca for instruction/input/output records',
-    );
-  }
-  if (typeof v !== 'string') throw new UserError(`${origin}: field '${field}' must be a string, got ${v === null ? 'null' : typeof v}`);
-  return v;
-}
-
 async function* txtDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
   if (!opts.splitOnBlankLines) {
     // Bytes, not text: a tokenizer worker validates and decodes them (see Document.utf8).
@@ -192,17 +175,17 @@ async function* txtDocuments(file: string, opts: LocalSourceOptions): AsyncGener
 }
 
 async function* jsonlDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
-  for await (const { bytes, line } of lines(file)) {
-    const text = decodeText(bytes, file, line);
-    if (text.trim() === '') continue;
-    const origin = `${file}:${line}`;
-    let rec: unknown;
-    try {
-      rec = JSON.parse(text);
-    } catch (err) {
-      throw new UserError(`${origin}: not valid JSON (${(err as Error).message})`, 'each line of a .jsonl file must be one JSON value');
-    }
-    yield { text: recordText(rec, origin, opts), origin };
+  for await (const { bytes, firstLine } of jsonlLineChunks(file, JSONL_CHUNK_BYTES, (err) => describeFsError(file, err))) {
+    const { texts, lines } = jsonlTexts(bytes, file, firstLine, opts);
+    for (let i = 0; i < texts.length; i++) yield { text: texts[i]!, origin: `${file}:${lines[i]}` };
+  }
+}
+
+/** The same lines as chunks for the tokenizer workers to parse (see DocumentSource.units). */
+async function* jsonlUnits(file: string, opts: LocalSourceOptions): AsyncGenerator<JsonlLines> {
+  const record = { textField: opts.textField, format: opts.format, template: opts.template };
+  for await (const { bytes, firstLine } of jsonlLineChunks(file, JSONL_CHUNK_BYTES, (err) => describeFsError(file, err))) {
+    yield { kind: 'jsonl-lines', file, firstLine, bytes, record, estimatedBytes: bytes.byteLength };
   }
 }
 
@@ -279,17 +262,19 @@ async function* parquetFileUnits(file: string, opts: LocalSourceOptions): AsyncG
   yield* await (await parquetModule(file, opts)).parquetRowRanges(file, opts.textColumn ?? 'text');
 }
 
-/** The files' documents in order; Parquet files through `parquet` (decoded rows, or row ranges for workers). */
-async function* fileDocuments<P>(
-  files: string[],
-  opts: LocalSourceOptions,
-  parquet: (file: string, opts: LocalSourceOptions) => AsyncGenerator<P>,
-): AsyncGenerator<Document | P> {
+/** How .jsonl and .parquet files are read: as decoded documents, or as units for the tokenizer workers. */
+interface FileReaders<U> {
+  jsonl(file: string, opts: LocalSourceOptions): AsyncGenerator<U>;
+  parquet(file: string, opts: LocalSourceOptions): AsyncGenerator<U>;
+}
+
+/** The files' documents in order. */
+async function* fileDocuments<U>(files: string[], opts: LocalSourceOptions, read: FileReaders<U>): AsyncGenerator<Document | U> {
   for (const f of files) {
     const ext = path.extname(f).toLowerCase();
-    if (ext === '.jsonl') yield* jsonlDocuments(f, opts);
+    if (ext === '.jsonl') yield* read.jsonl(f, opts);
     else if (ext === '.json') yield* jsonDocuments(f, opts);
-    else if (ext === '.parquet') yield* parquet(f, opts);
+    else if (ext === '.parquet') yield* read.parquet(f, opts);
     else {
       if (opts.format === 'alpaca') throw new UserError(`${f}: --format alpaca reads .json / .jsonl records, not text files`);
       yield* txtDocuments(f, opts);
@@ -314,7 +299,7 @@ export async function localFilesSource(opts: LocalSourceOptions): Promise<Docume
     describe: files.length === 1 ? files[0]! : `${files.length} local files (${opts.paths.join(', ')})`,
     // File sizes: exact for text, an over-estimate for JSON (keys, quotes) and a rough guide for Parquet.
     estimatedBytes: bytes,
-    documents: () => fileDocuments(files, opts, parquetFileDocuments),
-    units: () => fileDocuments(files, opts, parquetFileUnits),
+    documents: () => fileDocuments(files, opts, { jsonl: jsonlDocuments, parquet: parquetFileDocuments }),
+    units: () => fileDocuments<WorkerUnit>(files, opts, { jsonl: jsonlUnits, parquet: parquetFileUnits }),
   };
 }
