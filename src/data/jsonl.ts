@@ -10,9 +10,9 @@ import { decodeText } from './utf8.js';
 
 /** How a JSON record becomes a document's text. */
 export interface RecordOptions {
-  /** Field holding the text (default 'text'). */
+  /** Field of a JSON / JSON-lines record holding the text (default 'text'). */
   textField?: string;
-  /** 'alpaca': instruction/input/output records rendered with `template`. */
+  /** 'alpaca': JSON / JSON-lines records are instruction/input/output, rendered with `template`. */
   format?: 'text' | 'alpaca';
   template?: AlpacaTemplate;
 }

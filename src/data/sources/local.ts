@@ -4,24 +4,19 @@ import { UserError } from '../../util/errors.js';
 import type { Document, DocumentSource, WorkerUnit } from '../source.js';
 import type { ParquetRows } from '../parquet.js';
 import { decodeText } from '../utf8.js';
-import { JSONL_CHUNK_BYTES, jsonlLineChunks, jsonlTexts, recordText, type JsonlLines } from '../jsonl.js';
-import type { AlpacaTemplate } from './alpaca.js';
+import { JSONL_CHUNK_BYTES, jsonlLineChunks, jsonlTexts, recordText, type JsonlLines, type RecordOptions } from '../jsonl.js';
 
 /** Extensions picked up when a directory or glob is given; an explicitly named file of another type is read as text. */
 export const LOCAL_EXTENSIONS = ['.txt', '.jsonl', '.json', '.parquet'] as const;
 
-export interface LocalSourceOptions {
+/** What to read, and (RecordOptions) how a JSON / JSON-lines record becomes text. */
+export interface LocalSourceOptions extends RecordOptions {
   /** Files, directories (searched recursively) and globs (`*`, `?`, `**`, `[abc]`). */
   paths: string[];
-  /** Field of a JSON / JSON-lines record holding the text (default 'text'). */
-  textField?: string;
   /** Column of a Parquet file holding the text (default 'text'). */
   textColumn?: string;
   /** .txt: one document per blank-line-separated block instead of one per file. */
   splitOnBlankLines?: boolean;
-  /** 'alpaca': JSON / JSON-lines records are instruction/input/output, rendered with `template`. */
-  format?: 'text' | 'alpaca';
-  template?: AlpacaTemplate;
 }
 
 function describeFsError(p: string, err: unknown): UserError {
