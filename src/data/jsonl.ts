@@ -3,9 +3,9 @@
  * tokenizer workers, which parse chunks of lines themselves when `prepare` hands them out (units()): parsing on the
  * main thread cost it 19.7 ms per MB of text, capping a run near 50 MB/s whatever the core count.
  */
-import { createReadStream } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca, type AlpacaTemplate } from './sources/alpaca.js';
+import { linesOf } from './lines.js';
 import { decodeText } from './utf8.js';
 
 /** How a JSON record becomes a document's text. */
@@ -28,9 +28,6 @@ export interface JsonlLines {
   estimatedBytes: number;
 }
 
-/** Default bytes of lines per chunk: a few hundred typical documents, enough to amortise a message. */
-export const JSONL_CHUNK_BYTES = 1 << 20;
-
 /** The text of one parsed record; `origin` names it in errors. */
 export function recordText(rec: unknown, origin: string, opts: RecordOptions): string {
   if (opts.format === 'alpaca') return formatAlpaca(rec, opts.template ?? DEFAULT_ALPACA_TEMPLATE, origin);
@@ -51,60 +48,15 @@ export function recordText(rec: unknown, origin: string, opts: RecordOptions): s
 }
 
 /**
- * A file's bytes in chunks of whole lines (~`targetBytes`, more when a single line is longer), each with the number
- * of its first line; the last chunk may lack a final newline. Memory: one chunk plus the longest line. Read errors
- * go through `onError` to be described.
- */
-export async function* jsonlLineChunks(
-  file: string,
-  targetBytes: number,
-  onError: (err: unknown) => Error,
-): AsyncGenerator<{ bytes: Uint8Array; firstLine: number }> {
-  let rest: Uint8Array | undefined;
-  let firstLine = 1;
-  const stream = createReadStream(file, { highWaterMark: targetBytes });
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      const cut = chunk.lastIndexOf(0x0a) + 1;
-      if (cut === 0) {
-        rest = rest ? Buffer.concat([rest, chunk]) : chunk; // no line ends here yet: one long line
-        continue;
-      }
-      // One copy into a buffer of its own, so prepare can move it to a worker instead of copying it again.
-      const bytes = Buffer.allocUnsafeSlow((rest?.length ?? 0) + cut); // every byte is written below
-      if (rest) bytes.set(rest);
-      bytes.set(chunk.subarray(0, cut), rest?.length ?? 0);
-      rest = cut < chunk.length ? chunk.subarray(cut) : undefined;
-      // Counted before the yield: the consumer may move (detach) the bytes to a worker.
-      let lines = 0;
-      for (let at = chunk.indexOf(0x0a); at >= 0 && at < cut; at = chunk.indexOf(0x0a, at + 1)) lines++;
-      yield { bytes, firstLine };
-      firstLine += lines;
-    }
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw onError(err);
-  }
-  if (rest && rest.length > 0) yield { bytes: rest, firstLine };
-}
-
-/**
  * The documents in a chunk of JSON-lines bytes, with their line numbers: every line is checked as UTF-8 text,
  * parsed, and turned into text by `opts`; blank lines are skipped; `\r\n` endings are accepted. Errors are
  * UserErrors naming `file:line`.
  */
 export function jsonlTexts(bytes: Uint8Array, file: string, firstLine: number, opts: RecordOptions): { texts: string[]; lines: number[] } {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // native indexOf
   const texts: string[] = [];
   const lines: number[] = [];
-  let line = firstLine;
-  for (let start = 0; start < buf.length; line++) {
-    const nl = buf.indexOf(0x0a, start);
-    const next = nl < 0 ? buf.length : nl + 1;
-    let end = nl < 0 ? buf.length : nl;
-    if (end > start && buf[end - 1] === 0x0d) end--;
-    const text = decodeText(buf.subarray(start, end), file, line);
-    start = next;
+  for (const { bytes: lineBytes, line } of linesOf(bytes, firstLine)) {
+    const text = decodeText(lineBytes, file, line);
     if (text.trim() === '') continue;
     const origin = `${file}:${line}`;
     let rec: unknown;

@@ -4,7 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { documentText } from '../../src/data/source.js';
-import { jsonlLineChunks, jsonlTexts } from '../../src/data/jsonl.js';
+import { jsonlTexts } from '../../src/data/jsonl.js';
+import { lineChunks } from '../../src/data/lines.js';
 import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca } from '../../src/data/sources/alpaca.js';
 import { expandPaths, localFilesSource, type LocalSourceOptions } from '../../src/data/sources/local.js';
 import { UserError } from '../../src/util/errors.js';
@@ -105,7 +106,7 @@ test('JSON-lines chunks: whole lines, right first-line numbers, a line longer th
   const body = 'a\n{"text":"bb"}\r\n\n' + 'x'.repeat(50) + '\nlast line without newline';
   const file = await write('chunks.jsonl', body);
   const chunks: { text: string; firstLine: number }[] = [];
-  for await (const c of jsonlLineChunks(file, 8, (e) => e as Error)) chunks.push({ text: Buffer.from(c.bytes).toString(), firstLine: c.firstLine });
+  for await (const c of lineChunks(file, 8, (e) => e as Error)) chunks.push({ text: Buffer.from(c.bytes).toString(), firstLine: c.firstLine });
   assert.equal(chunks.map((c) => c.text).join(''), body);
   for (const c of chunks.slice(0, -1)) assert.ok(c.text.endsWith('\n'), JSON.stringify(c.text));
   let line = 1;

@@ -212,7 +212,7 @@ test('Parquet row groups are read by the workers: same files as decoded rows, wi
 });
 
 test('JSON lines are parsed by the workers in chunks: same files as parsed on the main thread; errors name the line', async () => {
-  // ~1.6 MB: two chunks of JSONL_CHUNK_BYTES, with CRLF endings, blank lines and a record longer than a read.
+  // ~1.6 MB: two chunks of LINE_CHUNK_BYTES, with CRLF endings, blank lines and a record longer than a read.
   const records = corpus(3000).map((t, i) => JSON.stringify({ id: i, text: i === 1500 ? t + ' long'.repeat(300_000) : t }));
   const body = records.map((r, i) => (i % 100 === 7 ? `${r}\r\n\n` : `${r}\n`)).join('');
   const file = path.join(dir, 'big.jsonl');

@@ -1,10 +1,11 @@
-import { createReadStream, promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
 import type { Document, DocumentSource, WorkerUnit } from '../source.js';
 import type { ParquetRows } from '../parquet.js';
 import { decodeText } from '../utf8.js';
-import { JSONL_CHUNK_BYTES, jsonlLineChunks, jsonlTexts, recordText, type JsonlLines, type RecordOptions } from '../jsonl.js';
+import { jsonlTexts, recordText, type JsonlLines, type RecordOptions } from '../jsonl.js';
+import { LINE_CHUNK_BYTES, lineChunks, linesOf } from '../lines.js';
 
 /** Extensions picked up when a directory or glob is given; an explicitly named file of another type is read as text. */
 export const LOCAL_EXTENSIONS = ['.txt', '.jsonl', '.json', '.parquet'] as const;
@@ -108,30 +109,12 @@ export async function expandPaths(patterns: readonly string[]): Promise<string[]
 
 /** Streams a file's lines as bytes with their 1-based numbers; memory is one chunk plus the longest line. */
 async function* lines(file: string): AsyncGenerator<{ bytes: Uint8Array; line: number }> {
-  let rest: Buffer | undefined;
-  let line = 1;
-  const stream = createReadStream(file, { highWaterMark: 1 << 20 });
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
-      let start = 0;
-      let nl: number;
-      while ((nl = buf.indexOf(0x0a, start)) >= 0) {
-        let end = nl;
-        if (end > start && buf[end - 1] === 0x0d) end--;
-        yield { bytes: buf.subarray(start, end), line: line++ };
-        start = nl + 1;
-      }
-      rest = start < buf.length ? buf.subarray(start) : undefined;
-    }
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw describeFsError(file, err);
-  }
-  if (rest && rest.length > 0) {
-    const end = rest[rest.length - 1] === 0x0d ? rest.length - 1 : rest.length;
-    yield { bytes: rest.subarray(0, end), line };
-  }
+  for await (const { bytes, firstLine } of fileLineChunks(file)) yield* linesOf(bytes, firstLine);
+}
+
+/** The file's whole lines in chunks, read errors described with the file's name. */
+function fileLineChunks(file: string): AsyncGenerator<{ bytes: Uint8Array; firstLine: number }> {
+  return lineChunks(file, LINE_CHUNK_BYTES, (err) => describeFsError(file, err));
 }
 
 /**
@@ -170,7 +153,7 @@ async function* txtDocuments(file: string, opts: LocalSourceOptions): AsyncGener
 }
 
 async function* jsonlDocuments(file: string, opts: LocalSourceOptions): AsyncGenerator<Document> {
-  for await (const { bytes, firstLine } of jsonlLineChunks(file, JSONL_CHUNK_BYTES, (err) => describeFsError(file, err))) {
+  for await (const { bytes, firstLine } of fileLineChunks(file)) {
     const { texts, lines } = jsonlTexts(bytes, file, firstLine, opts);
     for (let i = 0; i < texts.length; i++) yield { text: texts[i]!, origin: `${file}:${lines[i]}` };
   }
@@ -179,7 +162,7 @@ async function* jsonlDocuments(file: string, opts: LocalSourceOptions): AsyncGen
 /** The same lines as chunks for the tokenizer workers to parse (see DocumentSource.units). */
 async function* jsonlUnits(file: string, opts: LocalSourceOptions): AsyncGenerator<JsonlLines> {
   const record = { textField: opts.textField, format: opts.format, template: opts.template };
-  for await (const { bytes, firstLine } of jsonlLineChunks(file, JSONL_CHUNK_BYTES, (err) => describeFsError(file, err))) {
+  for await (const { bytes, firstLine } of fileLineChunks(file)) {
     yield { kind: 'jsonl-lines', file, firstLine, bytes, record, estimatedBytes: bytes.byteLength };
   }
 }
