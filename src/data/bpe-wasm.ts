@@ -26,10 +26,7 @@ export function compileBpeModule(): Promise<WebAssembly.Module> {
 
 let ready: Promise<void> | undefined;
 
-/**
- * A new GPT-2 encoder. `module` is a compiled lite module from compileBpeModule (possibly another thread's);
- * without one this thread compiles its own. The encoder lives in WebAssembly memory: call free() when done.
- */
+/** The GPT-2 ranks, special tokens and pattern that tiktoken ships (loaded once per thread by require's cache). */
 function gpt2Encoding(): EncodingFile {
   return require('tiktoken/encoders/gpt2.json') as EncodingFile;
 }
@@ -91,6 +88,10 @@ export function gpt2VocabPieces(): Map<string, number> {
   return out;
 }
 
+/**
+ * A new GPT-2 encoder. `module` is a compiled lite module from compileBpeModule (possibly another thread's);
+ * without one this thread compiles its own. The encoder lives in WebAssembly memory: call free() when done.
+ */
 export async function openGpt2Bpe(module?: WebAssembly.Module): Promise<Tiktoken> {
   ready ??= (async () => {
     const wasm = module ?? (await compileBpeModule());

@@ -81,6 +81,9 @@ export async function parquetRowRanges(file: string, column: string, originPrefi
   return out;
 }
 
+/** For BYTE_ARRAY cells without a UTF8 annotation: strict, so bytes that are not text are an error. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** The last file read by readParquetRows in this thread: its row groups are read one after another. */
 let lastFile: { file: string; buffer: Promise<AsyncBuffer>; metadata: Promise<FileMetaData> } | undefined;
 
@@ -132,8 +135,6 @@ export async function readParquetRows(r: ParquetRows): Promise<{ texts: string[]
   }
   return { texts, rows };
 }
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Streams one text column of a Parquet file as documents, one row group at a time: memory is bounded by the

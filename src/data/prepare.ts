@@ -68,8 +68,8 @@ export interface PrepareResult {
  * Tokenizes a document source into train.bin / val.bin / meta.json.
  *
  * Streaming with bounded memory: documents are read in order, grouped into batches, tokenized on worker threads
- * (at most BATCHES_PER_WORKER batches per worker in flight) and written in submission order as results arrive, so memory is a few
- * batches regardless of corpus size, and the bytes do not depend on the worker count.
+ * (at most BATCHES_PER_WORKER batches per worker in flight) and written in submission order as results arrive, so
+ * memory is a few batches regardless of corpus size, and the bytes do not depend on the worker count.
  */
 export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResult> {
   const started = performance.now();

@@ -18,8 +18,9 @@ export interface EncodedBatch {
 
 /**
  * Memo of BPE results per piece (besides the vocabulary, below). Natural text repeats its pieces (the embedded
- * corpus: 2.0M pieces, 32K distinct), so most pieces cost one Map lookup instead of a WASM call: 8.5 → ~20 MB/s per thread on this machine (see
- * docs/benchmarks.md, "tokenize"). Bounded so a worker's memory does not grow with the corpus.
+ * corpus: 2.0M pieces, 32K distinct), so most pieces cost one Map lookup instead of a WASM call: 8.5 → ~20 MB/s
+ * per thread on this machine (see docs/benchmarks.md, "tokenize"). Bounded so a worker's memory does not grow
+ * with the corpus.
  */
 const CACHE_MAX_ENTRIES = 1 << 17;
 /** Longer pieces (runs of punctuation, long numbers) rarely repeat; they go straight to tiktoken. */
@@ -27,9 +28,9 @@ const CACHE_MAX_PIECE_CHARS = 48;
 /**
  * Text whose pieces keep missing the memo (base64, hex dumps, an unfamiliar script) is cheaper to hand to tiktoken
  * whole: a miss costs one WASM call per piece (~4.5 µs measured; all-miss text ran at 2.3 MB/s), tiktoken on whole
- * text ~0.6 µs per piece (8.5 MB/s). Misses are
- * counted over windows of this many pieces; a window with more than MAX_MISS_SHARE misses sends the next
- * DIRECT_CHARS characters of text to tiktoken whole, then the memo is tried again.
+ * text ~0.6 µs per piece (8.5 MB/s). Misses are counted over windows of this many pieces; a window with more than
+ * MAX_MISS_SHARE misses sends the next DIRECT_CHARS characters of text to tiktoken whole, then the memo is tried
+ * again.
  */
 const WINDOW_PIECES = 4096;
 const MAX_MISS_SHARE = 0.3;
