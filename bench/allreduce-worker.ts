@@ -1,7 +1,7 @@
 // One rank of `npm run bench -- allreduce`: times all-reduces of a GPT-2-124M-sized fp32 gradient, as one flat
 // tensor and as the trainer's ~25 MB buckets over the real GPT-2 parameter shapes. Rank 0 prints JSON.
 import * as torch from '../src/torch/index.js';
-import { ProcessGroup } from '../src/torch/dist/index.js';
+import { ProcessGroup } from '../src/torch/distributed/index.js';
 import { GradientSync } from '../src/train/ddp.js';
 import { GPT } from '../src/gpt/model.js';
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixed, intFlag, machineLine, median, parseFlags, printTable } from './util.js';
-import { freePort } from '../src/dist/launch.js';
+import { freePort } from '../src/distributed/launch.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');

@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { activeAllocator } from '../src/cli/allocator.js';
+import { activeAllocator } from '../src/runtime/allocator.js';
 
 /**
  * Debian's interpreter, named explicitly: the `python3` first on PATH may be a pyenv or venv without torch, and

@@ -2,7 +2,7 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's built-in runner. Extra arguments filter the
 // files by substring: `npm run test:only -- torch/` runs only the tensor-engine tests.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -18,8 +18,11 @@ function find(dir) {
   return out;
 }
 
+// tsc never deletes output: a test compiled from a file since renamed or removed would still run. Only files
+// whose TypeScript source exists count.
+const hasSource = (f) => existsSync(path.join(root, path.relative(path.join(root, 'dist'), f)).replace(/\.js$/, '.ts'));
 const filters = process.argv.slice(2);
-const files = find(testDir).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const files = find(testDir).filter((f) => hasSource(f) && (filters.length === 0 || filters.some((s) => f.includes(s))));
 if (files.length === 0) {
   console.error(`no test files found under ${testDir}${filters.length ? ` matching ${filters.join(', ')}` : ''}; run npm run setup first`);
   process.exit(1);

@@ -5,11 +5,11 @@ import * as path from 'node:path';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import { UserError } from '../util/errors.js';
-import { DEFAULT_MASTER_PORT } from '../dist/env.js';
-import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../dist/launch.js';
-import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, readHostsFile, sshArgs } from '../dist/hosts.js';
-import { defaultThreads, findTcmalloc, threadEnv } from '../dist/threads.js';
-import { tcmallocPreload, withPreload } from './allocator.js';
+import { DEFAULT_MASTER_PORT } from '../distributed/env.js';
+import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../distributed/launch.js';
+import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, readHostsFile, sshArgs } from '../distributed/hosts.js';
+import { chooseThreads, findTcmalloc, threadEnv } from '../runtime/threads.js';
+import { tcmallocPreload, withPreload } from '../runtime/allocator.js';
 
 const help = `nanogpt launch — start the ranks of a distributed run
 
@@ -85,7 +85,7 @@ async function run(argv: string[]): Promise<number> {
   const extraEnv: Record<string, string> = {};
   if (flagBoolean(args, 'tcmalloc')) extraEnv.LD_PRELOAD = withPreload(process.env.LD_PRELOAD, findTcmalloc());
   else if (hostsFile === undefined) {
-    // Local ranks get tcmalloc whenever it is installed (src/cli/allocator.ts says why); on other hosts each
+    // Local ranks get tcmalloc whenever it is installed (src/runtime/allocator.ts says why); on other hosts each
     // rank's `nanogpt train` preloads its own.
     const preload = tcmallocPreload(process.env);
     if (preload !== null) extraEnv.LD_PRELOAD = preload;
@@ -95,8 +95,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (hostsFile === undefined) {
     // ---- N ranks on this machine.
-    const envThreads = Number(process.env.NANOGPT_THREADS);
-    const threads = threadsFlag ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : defaultThreads(nproc));
+    const threads = chooseThreads(threadsFlag, nproc);
     Object.assign(extraEnv, threadEnv(threads));
     const masterAddr = masterAddrFlag ?? '127.0.0.1';
     const masterPort = masterPortFlag ?? (await freePort());

@@ -1,7 +1,7 @@
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { UserError } from '../util/errors.js';
-import type { Document } from './source.js';
+import type { Document } from './document.js';
 
 /** Top-level column names of a Parquet file, in schema order. */
 export function parquetColumns(metadata: FileMetaData): string[] {

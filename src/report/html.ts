@@ -1,7 +1,7 @@
 // The run report page: one self-contained HTML file (inline CSS and SVG, no scripts, fonts or network), so it
 // can be mailed, archived or opened from a bucket and always shows the same thing.
 import * as os from 'node:os';
-import { formatCount, formatDuration } from '../train/metrics.js';
+import { formatCount, formatDuration } from '../util/format.js';
 import { downsample, extentOf, formatTicks, makeScale, niceTicks, padExtent, type Point } from './chart-scale.js';
 import type { ParsedMetrics, RunSummary } from './metrics-reader.js';
 

@@ -59,7 +59,7 @@ export const SCHEMA: Section = {
   init_from: { type: 'string', default: 'scratch', doc: 'scratch, gpt2 / gpt2-medium / gpt2-large / gpt2-xl (Hugging Face weights), or a .safetensors / checkpoint path' },
   seed: { type: 'integer', default: 1337, doc: 'random seed (each rank adds its rank)' },
   out_dir: { type: 'string', default: 'out', doc: 'run directory: metrics.jsonl, report, relative checkpoint paths' },
-  threads: { type: 'integer', default: 0, doc: 'intra-op threads per process (0 = NANOGPT_THREADS or all cores / local ranks)' },
+  threads: { type: 'integer', default: 0, doc: 'intra-op threads per process (0 = NANOGPT_THREADS, else physical cores / local ranks)' },
   distributed: {
     main_process_ip: { type: 'string|null', default: null, doc: 'rendezvous address for multi-machine runs (else MASTER_ADDR)' },
     main_process_port: { type: 'integer', default: 0, doc: 'rendezvous port (0 = MASTER_PORT or 29500)' },

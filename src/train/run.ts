@@ -1,9 +1,9 @@
 // Process-level wiring of a training run: rank discovery, the process group, signals, then the trainer.
 import type { TrainConfig } from './config-schema.js';
 import { train, type DistContext, type TrainResult } from './trainer.js';
-import { CollectiveError, ProcessGroup } from '../torch/dist/index.js';
+import { CollectiveError, ProcessGroup } from '../torch/distributed/index.js';
 import { UserError } from '../util/errors.js';
-import { discoverRank } from '../dist/env.js';
+import { discoverRank } from '../distributed/env.js';
 import { writeReport } from '../report/write-report.js';
 
 export async function runTraining(config: TrainConfig): Promise<TrainResult> {

@@ -1,8 +1,7 @@
 // The training loop: nanoGPT's recipe (AdamW, warmup + cosine LR, gradient accumulation, clipping, bf16 autocast,
 // periodic evaluation, best checkpoint, snapshots with exact resume), data-parallel when given a process group.
-import * as os from 'node:os';
 import * as torch from '../torch/index.js';
-import type { ProcessGroup } from '../torch/dist/index.js';
+import type { ProcessGroup } from '../torch/distributed/index.js';
 import { UserError } from '../util/errors.js';
 import { GPT } from '../gpt/model.js';
 import { flopsPerToken } from '../gpt/config.js';
@@ -13,9 +12,11 @@ import { SamplerRng } from './rng.js';
 import { learningRate } from './lr-schedule.js';
 import { loadModel, pathExists, restoreOptimizer, saveModel, saveSnapshot, type TrainState } from './checkpoint.js';
 import { initialModel, makeOptimizer } from './model-init.js';
-import { formatCount, formatDuration, MetricsLog } from './metrics.js';
+import { MetricsLog } from './metrics.js';
+import { formatCount, formatDuration } from '../util/format.js';
 import { GradientSync, parameterChecksum } from './ddp.js';
-import { activeAllocator, ALLOCATOR_ENV } from '../cli/allocator.js';
+import { activeAllocator, ALLOCATOR_ENV } from '../runtime/allocator.js';
+import { chooseThreads } from '../runtime/threads.js';
 
 export interface DistContext {
   pg: ProcessGroup;
@@ -46,13 +47,6 @@ export interface TrainResult {
   model: GPT;
 }
 
-function chooseThreads(c: TrainConfig, localWorldSize: number): number {
-  if (c.threads > 0) return c.threads;
-  const env = Number(process.env.NANOGPT_THREADS);
-  if (Number.isInteger(env) && env > 0) return env;
-  return Math.max(1, Math.floor(os.availableParallelism() / localWorldSize));
-}
-
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const c = opts.config;
   const t = c.trainer_config;
@@ -69,7 +63,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (t.device !== 'cpu' && !torch.version().cuda) {
     throw new UserError(`trainer_config.device is ${t.device}, but this libtorch has no CUDA`, 'set trainer_config.device: cpu, or build against a CUDA libtorch (LIBTORCH=...)');
   }
-  const threads = chooseThreads(c, dist?.localWorldSize ?? 1);
+  const threads = chooseThreads(c.threads, dist?.localWorldSize ?? 1);
   torch.setNumThreads(threads);
   torch.manualSeed(c.seed);
 

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { documentText } from '../../src/data/source.js';
+import { documentText } from '../../src/data/document.js';
 import { jsonlTexts } from '../../src/data/jsonl.js';
 import { lineChunks } from '../../src/data/lines.js';
 import { DEFAULT_ALPACA_TEMPLATE, formatAlpaca } from '../../src/data/sources/alpaca.js';

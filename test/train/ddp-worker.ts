@@ -2,7 +2,7 @@
 // batches; gradients are averaged with GradientSync; the final weights are printed as a checksum and a sample.
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
-import { ProcessGroup } from '../../src/torch/dist/index.js';
+import { ProcessGroup } from '../../src/torch/distributed/index.js';
 import { GPT } from '../../src/gpt/model.js';
 import { GradientSync, parameterChecksum } from '../../src/train/ddp.js';
 

@@ -2,7 +2,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
-import type { Document, DocumentSource } from '../source.js';
+import type { Document } from '../document.js';
+import type { DocumentSource } from '../source.js';
 
 export const EMBEDDED_SOURCE_ID = 'embedded:sotu';
 

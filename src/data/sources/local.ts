@@ -1,7 +1,8 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../util/errors.js';
-import type { Document, DocumentSource, WorkerUnit } from '../source.js';
+import type { Document } from '../document.js';
+import type { DocumentSource, WorkerUnit } from '../source.js';
 import type { ParquetRows } from '../parquet.js';
 import { decodeText } from '../utf8.js';
 import { jsonlTexts, recordText, type JsonlLines, type RecordOptions } from '../jsonl.js';

@@ -1,11 +1,11 @@
-// Threads per rank and the tcmalloc preload. Hyper-threads share a core's vector units, so intra-op threads
+// Threads per process and the tcmalloc library to preload. Hyper-threads share a core's vector units, so intra-op threads
 // beyond the physical cores slow matmuls down; the default gives each local rank an equal share of the
 // physical cores (the original's advice for num_cpu_threads_per_process).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { UserError } from '../util/errors.js';
-import { tcmallocPath } from '../cli/allocator.js';
+import { tcmallocPath } from './allocator.js';
 
 /** Distinct (socket, core) pairs in /proc/cpuinfo text; 0 when it does not say (some ARM kernels, some VMs). */
 export function physicalCoresFromCpuinfo(text: string): number {
@@ -56,6 +56,17 @@ export function physicalCores(): number {
 /** Default intra-op threads for each of `localRanks` processes on this host: an equal share of physical cores. */
 export function defaultThreads(localRanks: number, cores = physicalCores()): number {
   return Math.max(1, Math.floor(cores / Math.max(1, localRanks)));
+}
+
+/**
+ * Intra-op threads for this process: an explicit choice (a flag or config key, when > 0), else NANOGPT_THREADS
+ * (set by `nanogpt launch` for its ranks), else an equal share of the physical cores among `localRanks`.
+ */
+export function chooseThreads(explicit: number | undefined, localRanks: number, env: NodeJS.ProcessEnv = process.env): number {
+  if (explicit !== undefined && explicit > 0) return explicit;
+  const fromEnv = Number(env.NANOGPT_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return defaultThreads(localRanks);
 }
 
 /** The environment a rank needs for `threads` intra-op threads (ours, OpenMP's, and MKL's if present). */

@@ -270,7 +270,7 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
 
 // ---- what to run ---------------------------------------------------------------------------------------------
 
-/** bin/nanogpt of this installation (dist/src/dist/launch.js → ../../../bin/nanogpt). */
+/** bin/nanogpt of this installation (dist/src/distributed/launch.js → ../../../bin/nanogpt). */
 export function nanogptBin(): string {
   return fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/ports.js';
 import { runNode, type ChildResult } from '../helpers/children.js';
 
-const worker = fileURLToPath(new URL('./dist-worker.js', import.meta.url));
+const worker = fileURLToPath(new URL('./process-group-worker.js', import.meta.url));
 
 async function launch(worldSize: number, scenario: string, timeoutMs: number): Promise<ChildResult[]> {
   const port = await freePort();

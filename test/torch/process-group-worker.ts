@@ -1,6 +1,6 @@
-// One rank of the multi-process collective tests (run as a child process by dist.test.ts).
+// One rank of the multi-process collective tests (run as a child process by process-group.test.ts).
 import * as torch from '../../src/torch/index.js';
-import { ProcessGroup } from '../../src/torch/dist/index.js';
+import { ProcessGroup } from '../../src/torch/distributed/index.js';
 
 const rank = Number(process.env.RANK);
 const worldSize = Number(process.env.WORLD_SIZE);

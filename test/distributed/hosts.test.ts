@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { masterAddressFor, mpirunArgs, parseHosts, shellQuote, sshArgs, isThisMachine } from '../../src/dist/hosts.js';
+import { masterAddressFor, mpirunArgs, parseHosts, shellQuote, sshArgs, isThisMachine } from '../../src/distributed/hosts.js';
 import { UserError } from '../../src/util/errors.js';
 
 test('hosts file: the original three lines, slots, comments and blank lines', () => {

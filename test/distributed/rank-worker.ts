@@ -1,5 +1,5 @@
 // One rank started by `nanogpt launch` (or mpirun) in the launcher tests; SCENARIO picks what it does.
-import { discoverRank } from '../../src/dist/env.js';
+import { discoverRank } from '../../src/distributed/env.js';
 
 const scenario = process.env.SCENARIO ?? 'allreduce';
 const info = discoverRank();
@@ -13,7 +13,7 @@ async function forever(): Promise<never> {
 if (scenario === 'allreduce') {
   // Loaded only here: the other scenarios must start fast and need no libtorch.
   const torch = await import('../../src/torch/index.js');
-  const { ProcessGroup } = await import('../../src/torch/dist/index.js');
+  const { ProcessGroup } = await import('../../src/torch/distributed/index.js');
   const pg = await ProcessGroup.init({ rank: info.rank, worldSize: info.worldSize, masterAddr: info.masterAddr, masterPort: info.masterPort, timeoutMs: 30_000 });
   const t = torch.tensor([info.rank]);
   await pg.allreduce(t, 'sum');

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writePatternCorpus } from '../helpers/corpus.js';
-import { tcmallocPath, tcmallocPreload, withPreload } from '../../src/cli/allocator.js';
+import { tcmallocPath, tcmallocPreload, withPreload } from '../../src/runtime/allocator.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bin = path.join(root, 'bin', 'nanogpt');

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNode, type ChildResult } from '../helpers/children.js';
-import { LineSplitter, prefixLine, rewriteMpiLine } from '../../src/dist/launch.js';
+import { LineSplitter, prefixLine, rewriteMpiLine } from '../../src/distributed/launch.js';
 
 const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 const worker = fileURLToPath(new URL('./rank-worker.js', import.meta.url));

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { discoverRank, expandSlurmNodeList, firstSlurmNode, parseSlurmTasksPerNode, type RankInfo } from '../../src/dist/env.js';
+import { discoverRank, expandSlurmNodeList, firstSlurmNode, parseSlurmTasksPerNode, type RankInfo } from '../../src/distributed/env.js';
 import { UserError } from '../../src/util/errors.js';
 
 type Env = Record<string, string>;

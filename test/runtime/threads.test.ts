@@ -3,8 +3,8 @@ import * as assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultThreads, findTcmalloc, physicalCores, physicalCoresFromCpuinfo, physicalCoresFromLscpu, threadEnv } from '../../src/dist/threads.js';
-import { withPreload } from '../../src/cli/allocator.js';
+import { defaultThreads, findTcmalloc, physicalCores, physicalCoresFromCpuinfo, physicalCoresFromLscpu, threadEnv } from '../../src/runtime/threads.js';
+import { withPreload } from '../../src/runtime/allocator.js';
 import { UserError } from '../../src/util/errors.js';
 
 // Two sockets × 2 cores × 2 hyper-threads = 8 logical CPUs, 4 physical cores.

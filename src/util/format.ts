@@ -1,0 +1,18 @@
+// Human-readable figures for logs and reports, shared by the trainer and the report writer.
+
+/** Milliseconds as hh:mm:ss (the original's "Total time taken" format). */
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const hh = String(Math.floor(s / 3600)).padStart(2, '0');
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return `${hh}:${mm}:${ss}`;
+}
+
+/** A count with a k / M / B suffix: 124.44M parameters, 2.07M tokens. */
+export function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
+}
