@@ -8,7 +8,13 @@
         "native/ops.cc",
         "native/autograd.cc",
         "native/optim.cc",
-        "native/dist.cc"
+        "native/dist.cc",
+        "native/kernels.cc",
+        "native/rows.cc",
+        "native/attention.cc",
+        "native/gelu.cc",
+        "native/cross_entropy.cc",
+        "native/linear.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -22,7 +28,7 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-fopenmp", "-Wno-unused-parameter", "-Wno-deprecated-declarations", "-Wno-psabi"],
       "libraries": ["<!@(node scripts/torch-paths.mjs ldflags)"]
     }
   ]

@@ -7,6 +7,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nts::InitAutograd(env, exports);
   nts::InitOptim(env, exports);
   nts::InitDist(env, exports);
+  nts::InitAttention(env, exports);
+  nts::InitGelu(env, exports);
+  nts::InitCrossEntropy(env, exports);
+  nts::InitLinear(env, exports);
   return exports;
 }
 

@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/csrc/autograd/variable.h>
 #include <memory>
 #include <utility>
@@ -256,6 +257,20 @@ static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// profileStart(path) / profileStop(): libtorch's own operator profiler (every ATen op and autograd node, on every
+// thread, with its duration) written as a Chrome trace to `path` when stopped. For finding where a step's time goes
+// (`npm run bench -- train --profile FILE`); nothing else uses it.
+static std::unique_ptr<torch::autograd::profiler::RecordProfile> gProfile;
+static Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
+  if (gProfile) throw Napi::Error::New(info.Env(), "a profile is already being recorded");
+  gProfile = std::make_unique<torch::autograd::profiler::RecordProfile>(Str(info, 0));
+  return info.Env().Undefined();
+}
+static Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
+  gProfile.reset();
+  return info.Env().Undefined();
+}
+
 void InitAutograd(Napi::Env env, Napi::Object e) {
   NTS_EXPORT(e, "backward", Backward); NTS_EXPORT(e, "backwardAsync", BackwardAsync);
   NTS_EXPORT(e, "onGradReady", OnGradReady); NTS_EXPORT(e, "removeGradReady", RemoveGradReady);
@@ -269,6 +284,7 @@ void InitAutograd(Napi::Env env, Napi::Object e) {
   NTS_EXPORT(e, "setNumThreads", SetNumThreads); NTS_EXPORT(e, "getNumThreads", GetNumThreads);
   NTS_EXPORT(e, "setNumInteropThreads", SetNumInteropThreads); NTS_EXPORT(e, "getNumInteropThreads", GetNumInteropThreads);
   NTS_EXPORT(e, "parallelInfo", ParallelInfo); NTS_EXPORT(e, "version", Version);
+  NTS_EXPORT(e, "profileStart", ProfileStart); NTS_EXPORT(e, "profileStop", ProfileStop);
   NTS_EXPORT(e, "manualSeed", ManualSeed); NTS_EXPORT(e, "getRngState", GetRngState); NTS_EXPORT(e, "setRngState", SetRngState);
 }
 

@@ -71,5 +71,12 @@ void InitOps(Napi::Env env, Napi::Object exports);
 void InitAutograd(Napi::Env env, Napi::Object exports);
 void InitOptim(Napi::Env env, Napi::Object exports);
 void InitDist(Napi::Env env, Napi::Object exports);
+void InitAttention(Napi::Env env, Napi::Object exports);
+void InitGelu(Napi::Env env, Napi::Object exports);
+void InitCrossEntropy(Napi::Env env, Napi::Object exports);
+void InitLinear(Napi::Env env, Napi::Object exports);
+
+// y = x Wᵀ + b (linear.cc): oneDNN GEMMs and cached bf16 weights on the CPU, at::linear elsewhere.
+at::Tensor LinearForward(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b);
 
 }  // namespace nts

@@ -1,41 +1,7 @@
 // Tensor operations: each binding reads its arguments, calls one ATen function and wraps the result.
 #include "common.h"
-#include <torch/csrc/autograd/custom_function.h>
 
 namespace nts {
-
-namespace {
-// Mean cross-entropy of [N, V] logits of any floating dtype, computed in float32, that keeps only the logits and
-// targets for backward. at::cross_entropy_loss on bf16 logits needs a float32 copy (the caller's .float()) and
-// saves float32 log-probabilities for backward: 4 × N × V bytes held from forward to backward (824 MB at GPT-2
-// 124M, batch 4 × 1024) where this keeps the 2 × N × V bytes of bf16 logits. Backward is the closed form
-// (softmax − one-hot) × grad / count, returned in the logits' dtype. Native because an autograd function with
-// its own backward can only be defined in C++ here.
-struct MeanCrossEntropy : public torch::autograd::Function<MeanCrossEntropy> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& target,
-                            int64_t ignoreIndex) {
-    at::Tensor loss = at::nll_loss(at::log_softmax(logits, 1, at::kFloat), target, {}, at::Reduction::Mean, ignoreIndex);
-    ctx->save_for_backward({logits, target});
-    ctx->saved_data["ignore"] = ignoreIndex;
-    return loss;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
-    auto saved = ctx->get_saved_variables();
-    const at::Tensor& logits = saved[0];
-    const at::Tensor& target = saved[1];
-    at::Tensor valid = target.ne(ctx->saved_data["ignore"].toInt());
-    int64_t count = valid.sum().item<int64_t>();
-    at::Tensor g = at::softmax(logits, 1, at::kFloat);
-    at::Tensor cls = at::where(valid, target, at::zeros_like(target)).unsqueeze(1);
-    g.scatter_add_(1, cls, at::full({target.size(0), 1}, -1.0, g.options()));
-    // Ignored rows get zero gradient; with no valid row at all every gradient is zero (the loss itself is NaN).
-    at::Tensor rowScale = count > 0 ? valid.to(at::kFloat).mul_(grads[0].to(at::kFloat) / static_cast<double>(count))
-                                    : at::zeros({target.size(0)}, g.options());
-    g.mul_(rowScale.unsqueeze(1));
-    return {g.to(logits.scalar_type()), at::Tensor(), at::Tensor()};
-  }
-};
-}  // namespace
 
 #define R(expr) return Wrap(info.Env(), (expr))
 #define UNARY(Name, method) \
@@ -126,7 +92,8 @@ static Napi::Value Triu(const Napi::CallbackInfo& info) { R(Tens(info, 0).triu(I
 // ---- linear algebra
 static Napi::Value Matmul(const Napi::CallbackInfo& info) { R(at::matmul(Tens(info, 0), Tens(info, 1))); }
 static Napi::Value Bmm(const Napi::CallbackInfo& info) { R(at::bmm(Tens(info, 0), Tens(info, 1))); }
-static Napi::Value Linear(const Napi::CallbackInfo& info) { R(at::linear(Tens(info, 0), Tens(info, 1), OptTens(info, 2))); }
+// The fused path of linear.cc where it applies (CPU float32/bf16), at::linear otherwise.
+static Napi::Value Linear(const Napi::CallbackInfo& info) { R(LinearForward(Tens(info, 0), Tens(info, 1), OptTens(info, 2))); }
 
 // ---- reductions: dims === undefined reduces over everything.
 static Napi::Value Sum(const Napi::CallbackInfo& info) {
@@ -171,17 +138,6 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   int64_t reduction = Int(info, 3);
   if (reduction < 0 || reduction > 2) throw Napi::RangeError::New(info.Env(), "reduction must be none, mean or sum");
   R(at::cross_entropy_loss(Tens(info, 0), Tens(info, 1), c10::nullopt, reduction, Int(info, 2), Num(info, 4)));
-}
-// meanCrossEntropy(logits[N,V] floating, target[N] int64, ignoreIndex) → scalar float32 (see MeanCrossEntropy).
-static Napi::Value MeanCrossEntropyOp(const Napi::CallbackInfo& info) {
-  at::Tensor& logits = Tens(info, 0);
-  at::Tensor& target = Tens(info, 1);
-  if (logits.dim() != 2 || target.dim() != 1 || target.size(0) != logits.size(0)) {
-    throw Napi::RangeError::New(info.Env(), "meanCrossEntropy expects logits [N, V] and targets [N]");
-  }
-  if (!at::isFloatingType(logits.scalar_type())) throw Napi::TypeError::New(info.Env(), "meanCrossEntropy: logits must be floating point");
-  if (target.scalar_type() != at::kLong) throw Napi::TypeError::New(info.Env(), "meanCrossEntropy: targets must be int64");
-  R(MeanCrossEntropy::apply(logits, target, Int(info, 2)));
 }
 static Napi::Value Topk(const Napi::CallbackInfo& info) {
   auto r = at::topk(Tens(info, 0), Int(info, 1), Int(info, 2), Bool(info, 3), true);
@@ -240,7 +196,7 @@ void InitOps(Napi::Env env, Napi::Object e) {
   NTS_EXPORT(e, "min", Min); NTS_EXPORT(e, "argmax", Argmax); NTS_EXPORT(e, "norm", Norm);
   NTS_EXPORT(e, "embedding", Embedding); NTS_EXPORT(e, "layerNorm", LayerNorm); NTS_EXPORT(e, "gelu", Gelu);
   NTS_EXPORT(e, "softmax", Softmax); NTS_EXPORT(e, "logSoftmax", LogSoftmax); NTS_EXPORT(e, "dropout", Dropout);
-  NTS_EXPORT(e, "crossEntropy", CrossEntropy); NTS_EXPORT(e, "meanCrossEntropy", MeanCrossEntropyOp); NTS_EXPORT(e, "topk", Topk); NTS_EXPORT(e, "sort", Sort);
+  NTS_EXPORT(e, "crossEntropy", CrossEntropy); NTS_EXPORT(e, "topk", Topk); NTS_EXPORT(e, "sort", Sort);
   NTS_EXPORT(e, "cumsum", Cumsum); NTS_EXPORT(e, "multinomial", Multinomial); NTS_EXPORT(e, "gather", Gather);
   NTS_EXPORT(e, "scatter", Scatter);
   NTS_EXPORT(e, "add_", Add_); NTS_EXPORT(e, "sub_", Sub_); NTS_EXPORT(e, "mul_", Mul_); NTS_EXPORT(e, "div_", Div_);

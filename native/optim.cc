@@ -1,6 +1,7 @@
 // Gradient clipping and the AdamW update, over whole parameter lists in one native call.
 #include "common.h"
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/variable.h>
 #include <cmath>
 
 namespace nts {
@@ -126,8 +127,13 @@ static Napi::Value AdamWStep(const Napi::CallbackInfo& info) {
     if (!ms[i].sizes().equals(p.sizes()) || !vs[i].sizes().equals(p.sizes()))
       throw Napi::RangeError::New(info.Env(), "adamwStep: moment buffers of parameter " + std::to_string(i) + " do not match its shape");
     AdamHyper h{lrs[i], wds[i], beta1, beta2, eps, bc1, bc2Sqrt};
-    if (allowFused && FusedOk(p, g, ms[i], vs[i])) FusedAdamWFloat(p, g, ms[i], vs[i], h);
-    else ComposedAdamW(p, g, ms[i], vs[i], h);
+    if (allowFused && FusedOk(p, g, ms[i], vs[i])) {
+      FusedAdamWFloat(p, g, ms[i], vs[i], h);
+      // The loop writes through raw pointers: tell autograd and the bf16 weight cache (linear.cc) p changed.
+      torch::autograd::impl::bump_version(p);
+    } else {
+      ComposedAdamW(p, g, ms[i], vs[i], h);
+    }
   }
   return info.Env().Undefined();
 }

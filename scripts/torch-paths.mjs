@@ -58,6 +58,10 @@ switch (what) {
     const flags = [`-L${where.libdir}`, '-Wl,--no-as-needed', '-ltorch', '-ltorch_cpu', '-lc10'];
     if (existsSync(path.join(where.libdir, 'libtorch_cuda.so'))) flags.push('-ltorch_cuda', '-lc10_cuda');
     flags.push('-Wl,--as-needed');
+    // at::parallel_for is inline (ATen/ParallelOpenMP.h): compiled without OpenMP, every loop of ours that uses it
+    // ran on one thread (fused attention took the same time with 1 and 2 threads). binding.gyp compiles with
+    // -fopenmp; this links the same OpenMP runtime libtorch uses (libgomp), so both share one thread pool.
+    flags.push('-fopenmp');
     if (where.rpath) flags.push(`-Wl,-rpath,${where.libdir}`);
     process.stdout.write(flags.join(' '));
     break;

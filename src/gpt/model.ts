@@ -5,11 +5,19 @@ import { Dropout, Embedding, LayerNorm, Linear, Module, ModuleList } from '../nn
 import { causalAttention } from './attention.js';
 import type { GPTConfig } from './config.js';
 
-/** Keys and values of earlier positions, one entry per layer, for incremental decoding. */
+/**
+ * Keys and values of earlier positions for incremental decoding: per layer, buffers for block_size positions
+ * ([B, block_size, C], allocated at the layer's first use and written in place), of which `length` are filled.
+ */
 export interface KVCache {
-  layers: { k: torch.Tensor; v: torch.Tensor }[];
+  layers: ({ k: torch.Tensor; v: torch.Tensor } | undefined)[];
   /** Number of positions already in the cache. */
   length: number;
+}
+
+/** The native fused kernels (attention, bias + GELU) run on the CPU for float32 and bfloat16 activations. */
+function fusedKernelsApply(t: torch.Tensor): boolean {
+  return t.device === 'cpu' && (t.dtype === 'float32' || t.dtype === 'bfloat16');
 }
 
 class CausalSelfAttention extends Module {
@@ -25,21 +33,46 @@ class CausalSelfAttention extends Module {
     this.residDropout = this.child('resid_dropout', new Dropout(cfg.dropout));
   }
 
-  /** x: [B, T, C]. `mask` (true = blocked) is [T, Tk]; `past` holds earlier keys/values and is updated in place. */
-  forward(x: torch.Tensor, mask: torch.Tensor | null, past?: { k: torch.Tensor; v: torch.Tensor } | null): { y: torch.Tensor; k: torch.Tensor; v: torch.Tensor } {
+  /**
+   * x: [B, T, C] at positions start … start + T − 1. With `cache`, this layer's keys and values for those positions
+   * are written into it and the queries attend to every cached position; without, to the T positions of x.
+   */
+  forward(x: torch.Tensor, cache: KVCache | undefined, layer: number): torch.Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     const H = this.cfg.nHead;
     const D = C / H;
-    const heads = (t: torch.Tensor): torch.Tensor => t.view(B, T, H, D).transpose(1, 2); // [B, H, T, D]
-    const [q, k0, v0] = this.c_attn.forward(x).split(C, 2) as [torch.Tensor, torch.Tensor, torch.Tensor];
-    let k = heads(k0);
-    let v = heads(v0);
-    if (past) {
-      k = torch.cat([past.k, k], 2);
-      v = torch.cat([past.v, v], 2);
+    const qkv = this.c_attn.forward(x);
+    // Dropout on the attention weights exists only in the composite path (the fused kernel has none).
+    const fused = fusedKernelsApply(qkv) && (!this.training || this.cfg.dropout === 0);
+    let y: torch.Tensor;
+    if (!cache) {
+      y = fused ? torch.causalAttentionQKV(qkv, H) : this.composite(qkv, qkv, T, 0, B, H, D).view(B, T, C);
+    } else {
+      const start = cache.length;
+      const kv = (cache.layers[layer] ??= { k: torch.keep(torch.empty([B, this.cfg.blockSize, C], { dtype: qkv.dtype, device: qkv.device })), v: torch.keep(torch.empty([B, this.cfg.blockSize, C], { dtype: qkv.dtype, device: qkv.device })) });
+      kv.k.narrow(1, start, T).copy_(qkv.narrow(2, C, C));
+      kv.v.narrow(1, start, T).copy_(qkv.narrow(2, 2 * C, C));
+      const keys = kv.k.narrow(1, 0, start + T);
+      const values = kv.v.narrow(1, 0, start + T);
+      const q = qkv.narrow(2, 0, C);
+      y = fused
+        ? torch.causalAttention(q.view(B, T, H, D), keys.view(B, start + T, H, D), values.view(B, start + T, H, D)).view(B, T, C)
+        : this.composite(q, torch.cat([keys, values], 2), T, start, B, H, D).reshape(B, T, C);
     }
-    const y = causalAttention(heads(q), k, v, mask, (w) => this.attnDropout.forward(w)).view(B, T, C);
-    return { y: this.residDropout.forward(this.c_proj.forward(y)), k, v };
+    return this.residDropout.forward(this.c_proj.forward(y));
+  }
+
+  /**
+   * The composite path (other devices and dtypes, or attention dropout in training): queries from `q` ([B, T, ≥C],
+   * first C columns), keys and values from `kv` ([B, Tk, ≥3C] as projected, or [B, Tk, 2C] from the cache).
+   */
+  private composite(q: torch.Tensor, kv: torch.Tensor, T: number, start: number, B: number, H: number, D: number): torch.Tensor {
+    const C = H * D;
+    const Tk = start + T;
+    const kvOffset = kv.shape[2] === 2 * C ? 0 : C;
+    const heads = (t: torch.Tensor, len: number): torch.Tensor => t.reshape(B, len, H, D).transpose(1, 2); // [B, H, len, D]
+    const mask = T === 1 ? null : torch.ones([T, Tk], { dtype: 'bool', device: q.device }).triu(start + 1);
+    return causalAttention(heads(q.narrow(2, 0, C), T), heads(kv.narrow(2, kvOffset, C), Tk), heads(kv.narrow(2, kvOffset + C, C), Tk), mask, (w) => this.attnDropout.forward(w));
   }
 }
 
@@ -54,12 +87,10 @@ class MLP extends Module {
     this.dropout = this.child('dropout', new Dropout(cfg.dropout));
   }
   forward(x: torch.Tensor): torch.Tensor {
-    let h = this.c_fc.forward(x);
-    // Under bf16 autocast c_fc yields bfloat16, and libtorch 1.13's bfloat16 GELU (forward and backward) is not
-    // vectorised: at [4, 1024, 3072] it took 0.107 s per layer against 0.045 s through float32, casts included
-    // (python3-torch, same kernels). c_proj casts the result back to bfloat16 as autocast always does.
-    if (h.dtype === 'bfloat16') h = h.float();
-    return this.dropout.forward(this.c_proj.forward(torch.gelu(h, 'tanh')));
+    // c_fc without its bias, then bias + GELU in one native pass (bf16 under autocast; see native/gelu.cc).
+    const h = torch.linear(x, this.c_fc.weight);
+    const a = fusedKernelsApply(h) ? torch.biasGelu(h, this.c_fc.bias) : torch.gelu(this.c_fc.bias ? h.add(this.c_fc.bias) : h, 'tanh');
+    return this.dropout.forward(this.c_proj.forward(a));
   }
 }
 
@@ -75,10 +106,9 @@ class Block extends Module {
     this.ln_2 = this.child('ln_2', new LayerNorm(cfg.nEmbd, cfg.bias));
     this.mlp = this.child('mlp', new MLP(cfg));
   }
-  forward(x: torch.Tensor, mask: torch.Tensor | null, past?: { k: torch.Tensor; v: torch.Tensor } | null): { x: torch.Tensor; k: torch.Tensor; v: torch.Tensor } {
-    const a = this.attn.forward(this.ln_1.forward(x), mask, past);
-    const h = x.add(a.y);
-    return { x: h.add(this.mlp.forward(this.ln_2.forward(h))), k: a.k, v: a.v };
+  forward(x: torch.Tensor, cache: KVCache | undefined, layer: number): torch.Tensor {
+    const h = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer));
+    return h.add(this.mlp.forward(this.ln_2.forward(h)));
   }
 }
 
@@ -98,10 +128,15 @@ class Transformer extends Module {
   }
 }
 
-export interface ForwardResult {
-  /** [B, T, vocab] with targets; [B, 1, vocab] (last position only) without, as nanoGPT. */
+/** Without targets: the logits of the last position ([B, 1, vocab]), as nanoGPT. */
+export interface LogitsResult {
   logits: torch.Tensor;
-  loss: torch.Tensor | null;
+  loss: null;
+}
+/** With targets: the mean cross-entropy; the [B, T, vocab] logits are never materialised (see `allLogits`). */
+export interface LossResult {
+  logits: null;
+  loss: torch.Tensor;
 }
 
 export class GPT extends Module {
@@ -123,10 +158,30 @@ export class GPT extends Module {
   }
 
   /**
-   * idx: [B, T] int64 token ids. With `targets` ([B, T], -1 = ignore), returns logits for every position and the
-   * mean cross-entropy. With a `cache`, positions continue from cache.length and the cache is extended.
+   * idx: [B, T] int64 token ids. With `targets` ([B, T], -1 = ignore), returns the mean cross-entropy over every
+   * position; without, the logits of the last position. With a `cache`, positions continue from cache.length and
+   * the cache is extended.
    */
-  forward(idx: torch.Tensor, targets?: torch.Tensor | null, cache?: KVCache): ForwardResult {
+  forward(idx: torch.Tensor, targets: torch.Tensor, cache?: KVCache): LossResult;
+  forward(idx: torch.Tensor, targets?: null, cache?: KVCache): LogitsResult;
+  forward(idx: torch.Tensor, targets?: torch.Tensor | null, cache?: KVCache): LogitsResult | LossResult {
+    const x = this.hidden(idx, cache);
+    if (targets) {
+      // The LM head and the cross-entropy in one native op, in row chunks: the [B·T, vocab] logits (412 MB in bf16
+      // at GPT-2 124M, batch 4 × 1024) and their gradient never exist whole (native/linear.cc).
+      return { logits: null, loss: torch.linearCrossEntropy(x, this.lm_head.weight, targets, { ignoreIndex: -1 }) };
+    }
+    const T = x.shape[1]!;
+    return { logits: this.lm_head.forward(x.narrow(1, T - 1, 1)), loss: null };
+  }
+
+  /** The logits of every position, [B, T, vocab] (for checks and exports; training uses `forward` with targets). */
+  allLogits(idx: torch.Tensor): torch.Tensor {
+    return this.lm_head.forward(this.hidden(idx));
+  }
+
+  /** The final LayerNorm's output [B, T, C] for token ids [B, T]. */
+  private hidden(idx: torch.Tensor, cache?: KVCache): torch.Tensor {
     const [, T] = idx.shape as [number, number];
     const start = cache?.length ?? 0;
     if (start + T > this.config.blockSize) {
@@ -134,37 +189,16 @@ export class GPT extends Module {
     }
     const pos = torch.arange(start, start + T, 1, { device: idx.device });
     let x = this.transformer.drop.forward(this.transformer.wte.forward(idx).add(this.transformer.wpe.forward(pos)));
-    // Blocked positions: key j > query i (in absolute positions). Not needed for a single new token.
-    const Tk = start + T;
-    const mask = T === 1 ? null : torch.ones([T, Tk], { dtype: 'bool', device: idx.device }).triu(start + 1);
     this.transformer.h.items.forEach((block, i) => {
       // One scope per block, and the previous block's output released once the next has used it: intermediates
       // that backward does not need are freed as the forward goes, not all at its end (autograd keeps its own
       // references to what it saved). docs/benchmarks.md, "train", has the effect on peak RSS and step time.
-      const out = torch.scope(() => {
-        const o = block.forward(x, mask, cache?.layers[i]);
-        return cache ? o : { x: o.x };
-      });
+      const out = torch.scope(() => block.forward(x, cache, i));
       x.dispose();
-      x = out.x;
-      if (cache && 'k' in out) {
-        const old = cache.layers[i];
-        cache.layers[i] = { k: torch.keep(out.k), v: torch.keep(out.v) };
-        old?.k.dispose();
-        old?.v.dispose();
-      }
+      x = out;
     });
-    if (cache) cache.length = Tk;
-    x = this.transformer.ln_f.forward(x);
-    if (targets) {
-      const logits = this.lm_head.forward(x);
-      const V = this.config.vocabSize;
-      // Computed in float32 from the (bf16 under autocast) logits without keeping float32 log-probabilities for
-      // backward: 824 MB less held at GPT-2 124M, batch 4 × 1024 (torch.meanCrossEntropy).
-      const loss = torch.meanCrossEntropy(logits.view(-1, V), targets.reshape(-1), { ignoreIndex: -1 });
-      return { logits, loss };
-    }
-    return { logits: this.lm_head.forward(x.narrow(1, T - 1, 1)), loss: null };
+    if (cache) cache.length = start + T;
+    return this.transformer.ln_f.forward(x);
   }
 
   /** An empty KV cache for incremental decoding. */
@@ -174,8 +208,8 @@ export class GPT extends Module {
 
   static disposeCache(cache: KVCache): void {
     for (const l of cache.layers) {
-      l.k.dispose();
-      l.v.dispose();
+      l?.k.dispose();
+      l?.v.dispose();
     }
     cache.layers = [];
     cache.length = 0;

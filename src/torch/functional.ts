@@ -78,3 +78,44 @@ export function sort(x: Tensor, dim = -1, descending = false): { values: Tensor;
 export function multinomial(probs: Tensor, numSamples: number, replacement = false): Tensor {
   return wrap(native.multinomial(probs.handle, numSamples, replacement));
 }
+
+/**
+ * Causal self-attention over a fused projection: qkv [B, T, 3C] (queries, keys, values side by side, `heads`
+ * heads each) → [B, T, C] with heads merged. One native kernel, forward and backward (flash-style tiles, online
+ * softmax, no T × T matrix); float32 or bfloat16, CPU. Query i sees keys 0..i. No dropout on the weights.
+ */
+export function causalAttentionQKV(qkv: Tensor, heads: number): Tensor {
+  return wrap(native.causalAttentionQKV(qkv.handle, heads));
+}
+/**
+ * Causal attention of q [B, Tq, H, D] over k, v [B, Tk, H, D] (Tk ≥ Tq; the queries are the last Tq positions, as
+ * when decoding against a KV cache) → [B, Tq, H, D]. Inference only: inputs must not require gradients.
+ */
+export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  return wrap(native.causalAttention(q.handle, k.handle, v.handle));
+}
+/** The GEMM the fused kernels use: 'onednn' (oneDNN found in the loaded libtorch) or 'aten' (the fallback). */
+export function fusedGemmBackend(): string {
+  return native.gemmBackend() as string;
+}
+/**
+ * GPT-2's MLP activation with the preceding bias folded in: gelu_tanh(x + bias), x float32 or bfloat16 (computed
+ * in float32, returned in x's dtype), bias [F] over x's last dimension (null: none). One native pass forward and
+ * one backward, which also sums the bias gradient.
+ */
+export function biasGelu(x: Tensor, bias: Tensor | null): Tensor {
+  return wrap(native.biasGelu(x.handle, bias?.handle));
+}
+/**
+ * Mean cross-entropy of the logits x Wᵀ (x [..., C], W [V, C], no bias: a language model's output layer) against
+ * int64 targets (one per row of x; `ignoreIndex` rows skipped), without materialising the logits: one native op in
+ * row chunks, bf16 GEMMs under autocast with float32 softmax statistics. Same value and gradients as
+ * crossEntropy(linear(x, W).float(), targets).
+ */
+export function linearCrossEntropy(x: Tensor, weight: Tensor, targets: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+  return wrap(native.linearCrossEntropy(x.handle, weight.handle, targets.handle, opts.ignoreIndex ?? -100));
+}
+/** Frees the bf16 weight copies kept for bf16 autocast (made once per weight version; see native/linear.cc). */
+export function clearCastCache(): void {
+  native.clearCastCache();
+}

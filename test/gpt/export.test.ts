@@ -37,7 +37,7 @@ function logitsOf(model: GPT, ids: number[][]): Float32Array {
   return torch.scope(() =>
     torch.noGrad(() => {
       const idx = torch.tensor(ids, { dtype: 'int64' });
-      const { logits } = model.forward(idx, idx); // with targets: logits for every position
+      const logits = model.allLogits(idx);
       return logits.toTypedArray() as Float32Array;
     }),
   );

@@ -178,7 +178,7 @@ async function modelLogits(file: string): Promise<{ logits: number[][]; kind: st
   const flat = torch.scope(() =>
     torch.noGrad(() => {
       const idx = torch.tensor([ids], { dtype: 'int64' });
-      return loaded.model.forward(idx, idx).logits.toTypedArray() as Float32Array;
+      return loaded.model.allLogits(idx).toTypedArray() as Float32Array;
     }),
   );
   const nHead = loaded.model.config.nHead;
