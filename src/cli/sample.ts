@@ -50,7 +50,8 @@ Sampling:
   --top_k K              sample among the K likeliest tokens, K >= 1, or 'none' (default ${SAMPLE_DEFAULTS.topK})
   --top_p P              nucleus sampling: the smallest set of likeliest tokens with probability >= P, in (0, 1]
                          (default: off; applied after top-k)
-  --seed N               seeds the generator once, before the first sample (default ${SAMPLE_DEFAULTS.seed})
+  --seed N               sample i draws from a generator seeded with (N, i): the same seed gives the same samples,
+                         however they are decoded (default ${SAMPLE_DEFAULTS.seed})
   --stop_at_eot          end a sample when the model emits <|endoftext|>
 
 Output and speed:
@@ -58,10 +59,13 @@ Output and speed:
   --json                 print one JSON object (settings, and per sample its text and token ids) instead of text
   --no_cache             recompute the whole context for every token instead of using the KV cache (slower;
                          for comparison)
+  --dtype fp32|bf16      compute in float32 (default) or under bf16 autocast (bf16 weights and KV cache: about
+                         half the memory traffic per token; needs a CPU with bf16 units to be faster)
   --threads N            libtorch intra-op threads (default: libtorch's choice)
 
-A context longer than the model's block size slides: the model sees the last block_size tokens. Logs go to
-stderr; samples to stdout.
+All samples are decoded together as one batch (one forward pass per token for all of them), except with --stream,
+which prints them one after another. A context longer than the model's block size slides: the model sees the last
+block_size tokens. Logs go to stderr; samples to stdout.
 
 Examples:
   nanogpt sample --ckpt_path out/ckpt.pt
@@ -83,6 +87,7 @@ export interface SampleSettings {
   stream: boolean;
   json: boolean;
   useCache: boolean;
+  bf16: boolean;
   threads: number | undefined;
 }
 
@@ -141,6 +146,8 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
     topP = flagNumber(args, 'top_p', 1);
     if (!(topP > 0 && topP <= 1)) throw new UserError(`--top_p must be in (0, 1], got ${topP}`, 'use e.g. --top_p 0.9 (1 keeps every token)');
   }
+  const dtype = flagString(args, 'dtype') ?? 'fp32';
+  if (dtype !== 'fp32' && dtype !== 'bf16') throw new UserError(`--dtype must be fp32 or bf16, got '${dtype}'`, 'use --dtype bf16 for bf16 autocast, or leave it out for float32');
   const settings: SampleSettings = {
     source,
     prompt,
@@ -154,6 +161,7 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
     stream: flagBoolean(args, 'stream'),
     json: flagBoolean(args, 'json'),
     useCache: flagBoolean(args, 'cache', true),
+    bf16: dtype === 'bf16',
     threads: args.flags.has('threads') ? flagNumber(args, 'threads', 1, { integer: true, min: 1 }) : undefined,
   };
   if (settings.stream && settings.json) {
@@ -191,7 +199,7 @@ async function weightsFile(s: SampleSettings): Promise<string> {
 export async function runSample(s: SampleSettings): Promise<number> {
   const torch = await import('../torch/index.js');
   const { loadModel } = await import('../train/checkpoint.js');
-  const { generate } = await import('../gpt/generate.js');
+  const { generateBatch } = await import('../gpt/generate.js');
   const { TextCodec } = await import('../data/text-codec.js');
   if (s.threads !== undefined) torch.setNumThreads(s.threads);
 
@@ -215,36 +223,39 @@ export async function runSample(s: SampleSettings): Promise<number> {
       log(`the prompt has ${promptTokens.length} tokens, more than the block size of ${cfg.blockSize}: the model sees the last ${cfg.blockSize}`);
     }
 
-    // Seeded once, as the original: the samples differ from each other yet the run is repeatable.
-    torch.manualSeed(s.seed);
     const out = process.stdout;
     const samples: { text: string; tokens: number[]; seconds: number }[] = [];
     if (!s.json) {
       out.write(`${PROMPT_BANNER}${s.prompt}\n`);
       out.write(`${GENERATED_BANNER}\n`);
     }
-    for (let i = 0; i < s.numSamples; i++) {
-      const stream = s.stream ? codec.stream() : undefined;
-      if (stream) out.write(s.prompt);
+    const options = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topK: s.topK, topP: s.topP, stopAtEot: s.stopAtEot, useCache: s.useCache, bf16: s.bf16 };
+    // The prompt as typed, then the new tokens: GPT-2's byte-level BPE round-trips text, so this is the original's
+    // decode(prompt + generated) without decoding the prompt again.
+    const show = (tokens: number[]): string => s.prompt + codec.decode(tokens);
+    if (s.stream) {
+      // One sample after another, each printed as it grows. Sample i is seeded (seed, i) either way, so the text is
+      // the same as from the batch below.
+      for (let i = 0; i < s.numSamples; i++) {
+        const stream = codec.stream();
+        out.write(s.prompt);
+        const t0 = performance.now();
+        const [tokens] = generateBatch(model, promptTokens, 1, { ...options, seed: s.seed, firstSample: i, onToken: (id) => out.write(stream.push(id)) });
+        const seconds = (performance.now() - t0) / 1000;
+        samples.push({ text: show(tokens!), tokens: tokens!, seconds });
+        out.write(stream.end() + '\n' + `${SAMPLE_SEPARATOR}\n`);
+        log(`sample ${i + 1}/${s.numSamples}: ${tokens!.length} tokens in ${seconds.toFixed(2)} s (${(tokens!.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+      }
+    } else {
       const t0 = performance.now();
-      const tokens = generate(model, promptTokens, {
-        maxNewTokens: s.maxNewTokens,
-        temperature: s.temperature,
-        topK: s.topK,
-        topP: s.topP,
-        stopAtEot: s.stopAtEot,
-        useCache: s.useCache,
-        onToken: stream ? (id) => out.write(stream.push(id)) : undefined,
-      });
+      const all = generateBatch(model, promptTokens, s.numSamples, { ...options, seed: s.seed });
       const seconds = (performance.now() - t0) / 1000;
-      // The prompt as typed, then the new tokens: GPT-2's byte-level BPE round-trips text, so this is the
-      // original's decode(prompt + generated) without decoding the prompt again.
-      const text = s.prompt + codec.decode(tokens);
-      samples.push({ text, tokens, seconds });
-      if (stream) out.write(stream.end() + '\n');
-      else if (!s.json) out.write(text + '\n');
-      if (!s.json) out.write(`${SAMPLE_SEPARATOR}\n`);
-      log(`sample ${i + 1}/${s.numSamples}: ${tokens.length} tokens in ${seconds.toFixed(2)} s (${(tokens.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+      const total = all.reduce((n, t) => n + t.length, 0);
+      for (const tokens of all) {
+        samples.push({ text: show(tokens), tokens, seconds });
+        if (!s.json) out.write(`${show(tokens)}\n${SAMPLE_SEPARATOR}\n`);
+      }
+      log(`${s.numSamples} sample${s.numSamples === 1 ? '' : 's'} decoded together: ${total} tokens in ${seconds.toFixed(2)} s (${(total / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
     }
     if (s.json) {
       const doc = {
@@ -261,7 +272,9 @@ export async function runSample(s: SampleSettings): Promise<number> {
           seed: s.seed,
           stop_at_eot: s.stopAtEot,
           kv_cache: s.useCache,
+          dtype: s.bf16 ? 'bf16' : 'fp32',
         },
+        // seconds: the time of the batch that decoded the sample (all of them, unless --stream).
         samples: samples.map((x) => ({
           text: x.text,
           tokens: x.tokens,
@@ -286,7 +299,7 @@ export const sampleCommand: Command = {
     const args = parseArgs(
       argv,
       {
-        values: ['ckpt_path', 'prompt', 'prompt_file', 'num_samples', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'seed', 'init_from', 'threads'],
+        values: ['ckpt_path', 'prompt', 'prompt_file', 'num_samples', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'seed', 'init_from', 'threads', 'dtype'],
         booleans: ['stop_at_eot', 'stream', 'json', 'cache'],
       },
       'sample',

@@ -1,10 +1,14 @@
-// Autoregressive text generation from a GPT: temperature, top-k and top-p (nucleus) sampling, greedy decoding, and
-// incremental decoding with the model's KV cache.
+// Autoregressive text generation from a GPT: temperature, top-k and top-p (nucleus) sampling, greedy decoding,
+// incremental decoding with the model's KV cache, and several samples decoded together as one batch.
 //
 // Semantics follow nanoGPT's generate(): the model always sees the last min(len, block_size) tokens of the
 // sequence, with positions counted from the start of that window. The cache is only an optimisation: with or
 // without it the same logits are computed (up to float rounding), so greedy decoding gives the same tokens.
+//
+// Each sample draws from its own seeded generator (seed, sample index), so a sample's text depends on the seed and
+// its index only: decoded alone, streamed, or in a batch with others, it is the same.
 import * as torch from '../torch/index.js';
+import { SamplerRng } from '../util/rng.js';
 import { EOT_TOKEN } from './config.js';
 import { GPT, type KVCache } from './model.js';
 
@@ -17,14 +21,18 @@ export interface GenerateOptions {
   topK?: number;
   /** Sample only from the smallest set of most likely tokens whose probability reaches p, in (0, 1]. */
   topP?: number;
-  /** Seeds the (process-wide) libtorch generator first; without it the draws continue from its current state. */
+  /** Sample i draws from a generator seeded with (seed, firstSample + i). Default: a random seed. */
   seed?: number;
+  /** Index of the first sample for seeding (to decode sample 2 of a set alone and get the same text). Default 0. */
+  firstSample?: number;
   /** Stop when the model emits the end-of-text token; that token is then neither returned nor reported. */
   stopAtEot?: boolean;
   /** Incremental decoding with the KV cache (default). false recomputes the whole context for every token. */
   useCache?: boolean;
-  /** Called with each new token as soon as it is chosen (for streaming output). */
-  onToken?: (id: number) => void;
+  /** Run the model under bf16 autocast (faster on CPUs with bf16 units; the KV cache is bf16 too). */
+  bf16?: boolean;
+  /** Called with each new token as soon as it is chosen (for streaming output), with the sample's index. */
+  onToken?: (id: number, sample: number) => void;
 }
 
 /**
@@ -72,17 +80,49 @@ export function filterTopP(logits: torch.Tensor, p: number): torch.Tensor {
   });
 }
 
-/** Chooses the next token from logits for one position, shape [V] or [1, V]. */
-export function sampleNext(logits: torch.Tensor, opts: Pick<GenerateOptions, 'temperature' | 'topK' | 'topP'>): number {
+/** The generator of sample `index` under `seed` (distinct, well-mixed streams for neighbouring indices). */
+export function sampleRng(seed: number, index: number): SamplerRng {
+  return new SamplerRng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
+}
+
+/**
+ * Chooses the next token of each row of `logits` ([B, V] or [B, 1, V]): greedy when temperature is 0, else a draw
+ * from the tempered, filtered softmax with that row's generator (rngs[b]).
+ */
+export function sampleRows(logits: torch.Tensor, opts: Pick<GenerateOptions, 'temperature' | 'topK' | 'topP'>, rngs: readonly SamplerRng[]): number[] {
   return torch.scope(() => {
     const V = logits.size(-1);
-    const row = logits.reshape(1, V).float();
-    if (opts.temperature === 0) return row.argmax(-1).item();
-    let l = row.div(opts.temperature);
+    const rows = logits.reshape(-1, V).float();
+    const B = rows.size(0);
+    if (opts.temperature === 0) return [...(rows.argmax(-1).toTypedArray() as BigInt64Array)].map(Number);
+    let l = rows.div(opts.temperature);
     if (opts.topK !== undefined) l = filterTopK(l, Math.min(opts.topK, V));
     if (opts.topP !== undefined) l = filterTopP(l, opts.topP);
-    return torch.multinomial(torch.softmax(l, -1), 1).item();
+    const probs = torch.softmax(l, -1, 'float32').toTypedArray() as Float32Array;
+    const out: number[] = [];
+    for (let b = 0; b < B; b++) out.push(drawIndex(probs.subarray(b * V, (b + 1) * V), rngs[b]!));
+    return out;
   });
+}
+
+/** Inverse-CDF draw from normalised probabilities; never returns a zero-probability index. */
+function drawIndex(p: Float32Array, rng: SamplerRng): number {
+  let total = 0;
+  for (let i = 0; i < p.length; i++) total += p[i]!;
+  let u = rng.uniform() * total;
+  let last = -1;
+  for (let i = 0; i < p.length; i++) {
+    if (p[i]! <= 0) continue;
+    last = i;
+    u -= p[i]!;
+    if (u < 0) return i;
+  }
+  return last; // u left over by float rounding: the last index with mass
+}
+
+/** Chooses the next token from logits for one position, shape [V] or [1, V]. */
+export function sampleNext(logits: torch.Tensor, opts: Pick<GenerateOptions, 'temperature' | 'topK' | 'topP'>, rng = new SamplerRng(Math.floor(Math.random() * 2 ** 32))): number {
+  return sampleRows(logits.reshape(1, logits.size(-1)), opts, [rng])[0]!;
 }
 
 export function validateGenerateOptions(opts: GenerateOptions): void {
@@ -92,64 +132,88 @@ export function validateGenerateOptions(opts: GenerateOptions): void {
   if (opts.topP !== undefined && !(opts.topP > 0 && opts.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${opts.topP}`);
 }
 
-/** A [1, T] int64 tensor of token ids. */
-function idsTensor(ids: readonly number[], device: string): torch.Tensor {
-  return torch.tensor(Int32Array.from(ids), { dtype: 'int64', shape: [1, ids.length], device });
+/** A [B, T] int64 tensor of token ids (B rows of equal length). */
+function idsTensor(rows: readonly (readonly number[])[], device: string): torch.Tensor {
+  const T = rows[0]!.length;
+  const flat = new Int32Array(rows.length * T);
+  rows.forEach((r, b) => flat.set(r, b * T));
+  return torch.tensor(flat, { dtype: 'int64', shape: [rows.length, T], device });
 }
 
 /**
  * Generates up to `maxNewTokens` tokens after `promptTokens` and returns the new tokens only (not the prompt).
  * An empty prompt starts from the end-of-text token, as GPT-2 was trained to begin documents after one.
+ */
+export function generate(model: GPT, promptTokens: readonly number[], opts: GenerateOptions): number[] {
+  return generateBatch(model, promptTokens, 1, opts)[0]!;
+}
+
+/**
+ * `numSamples` continuations of one prompt, decoded together as one batch (one forward pass per step for all of
+ * them), sample i drawing from its own generator (see sampleRng). Returns the new tokens of each.
  *
- * With the cache, the prompt is run once and then each step feeds only the newest token. GPT-2's position
- * embeddings are absolute, so every cached key/value depends on its position in the window: once the sequence
- * outgrows block_size the window slides, every position shifts, and the cache must be rebuilt by running the
- * last block_size tokens again. A context that is already full therefore costs a full block_size forward pass
+ * With the cache, the prompt is run once and then each step feeds only the newest token per sample. GPT-2's
+ * position embeddings are absolute, so every cached key/value depends on its position in the window: once the
+ * sequence outgrows block_size the window slides, every position shifts, and the cache must be rebuilt by running
+ * the last block_size tokens again. A context that is already full therefore costs a full block_size forward pass
  * per new token — the same as decoding without the cache — while everything before that point costs one token.
+ * With `stopAtEot`, a finished sample stays in the batch (its further tokens are discarded) until all have ended.
  *
  * Runs without autograd and in eval mode (dropout off; the model's previous mode is restored). Each step runs
  * in a scope, so native memory stays flat however many tokens are generated.
  */
-export function generate(model: GPT, promptTokens: readonly number[], opts: GenerateOptions): number[] {
+export function generateBatch(model: GPT, promptTokens: readonly number[], numSamples: number, opts: GenerateOptions): number[][] {
   validateGenerateOptions(opts);
+  if (!Number.isInteger(numSamples) || numSamples < 1) throw new RangeError(`numSamples must be a positive integer, got ${numSamples}`);
   const { blockSize, vocabSize } = model.config;
   for (const t of promptTokens) {
     if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new RangeError(`prompt token ${t} is outside the model's vocabulary of ${vocabSize}`);
   }
-  if (opts.seed !== undefined) torch.manualSeed(opts.seed);
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const rngs = Array.from({ length: numSamples }, (_, i) => sampleRng(seed, (opts.firstSample ?? 0) + i));
   const useCache = opts.useCache ?? true;
   const device = model.transformer.wte.weight.device;
-  const tokens = promptTokens.length > 0 ? [...promptTokens] : [EOT_TOKEN];
-  if (tokens[0]! >= vocabSize) throw new RangeError(`the model's vocabulary of ${vocabSize} has no end-of-text token (${EOT_TOKEN}); give a prompt`);
-  const out: number[] = [];
+  const start = promptTokens.length > 0 ? [...promptTokens] : [EOT_TOKEN];
+  if (start[0]! >= vocabSize) throw new RangeError(`the model's vocabulary of ${vocabSize} has no end-of-text token (${EOT_TOKEN}); give a prompt`);
+  // Every sample's whole sequence (prompt included); all grow in lockstep.
+  const seqs = Array.from({ length: numSamples }, () => [...start]);
+  const out: number[][] = Array.from({ length: numSamples }, () => []);
+  const done = new Array<boolean>(numSamples).fill(false);
   const wasTraining = model.training;
   model.eval();
   const cache: KVCache | undefined = useCache ? model.newCache() : undefined;
-  // Tokens in the sequence whose keys/values are not in the cache yet (initially the whole prompt).
-  let pending: number[] = [...tokens];
+  // Positions of the sequences whose keys/values are not in the cache yet (initially the whole prompt).
+  let pendingFrom = 0;
+  const precision = <T>(fn: () => T): T => (opts.bf16 ? torch.autocast(fn) : fn());
   try {
     torch.noGrad(() => {
-      for (let step = 0; step < opts.maxNewTokens; step++) {
+      for (let step = 0; step < opts.maxNewTokens && done.includes(false); step++) {
         const next = torch.scope(() => {
+          const len = seqs[0]!.length;
           let logits: torch.Tensor;
           if (!cache) {
-            logits = model.forward(idsTensor(tokens.slice(-blockSize), device)).logits;
+            logits = precision(() => model.forward(idsTensor(seqs.map((q) => q.slice(-blockSize)), device)).logits);
           } else {
-            if (cache.length + pending.length > blockSize) {
+            if (cache.length + (len - pendingFrom) > blockSize) {
               // Slide: drop the cache and rebuild it from the last block_size tokens (see the cost note above).
               GPT.disposeCache(cache);
-              pending = tokens.slice(-blockSize);
+              pendingFrom = len - blockSize;
             }
-            logits = model.forward(idsTensor(pending, device), null, cache).logits;
-            pending = [];
+            logits = precision(() => model.forward(idsTensor(seqs.map((q) => q.slice(pendingFrom)), device), null, cache).logits);
+            pendingFrom = len;
           }
-          return sampleNext(logits, opts);
+          return sampleRows(logits, opts, rngs);
         });
-        if (opts.stopAtEot && next === EOT_TOKEN) break;
-        tokens.push(next);
-        pending.push(next);
-        out.push(next);
-        opts.onToken?.(next);
+        next.forEach((id, b) => {
+          seqs[b]!.push(id);
+          if (done[b]) return;
+          if (opts.stopAtEot && id === EOT_TOKEN) {
+            done[b] = true;
+            return;
+          }
+          out[b]!.push(id);
+          opts.onToken?.(id, b);
+        });
       }
     });
   } finally {

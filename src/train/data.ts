@@ -5,7 +5,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import * as torch from '../torch/index.js';
 import { UserError } from '../util/errors.js';
-import { SamplerRng } from './rng.js';
+import { SamplerRng } from '../util/rng.js';
 
 export type Split = 'train' | 'val';
 

@@ -8,7 +8,7 @@ import { flopsPerToken } from '../gpt/config.js';
 import type { TrainConfig } from './config-schema.js';
 import { resolveRunPath } from './config.js';
 import { BatchLoader, type SamplerState, type Split } from './data.js';
-import { SamplerRng } from './rng.js';
+import { SamplerRng } from '../util/rng.js';
 import { learningRate } from './lr-schedule.js';
 import { loadModel, pathExists, restoreOptimizer, saveModel, saveSnapshot, type TrainState } from './checkpoint.js';
 import { initialModel, makeOptimizer } from './model-init.js';

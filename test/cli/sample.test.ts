@@ -86,7 +86,7 @@ test('--json prints one parsable object; same seed, same tokens; greedy with and
   };
   const a = run([]);
   assert.equal(a.prompt, 'It is interesting ');
-  assert.deepEqual(a.settings, { num_samples: 2, max_new_tokens: 5, temperature: 0.6, top_k: 200, top_p: null, seed: 1337, stop_at_eot: false, kv_cache: true });
+  assert.deepEqual(a.settings, { num_samples: 2, max_new_tokens: 5, temperature: 0.6, top_k: 200, top_p: null, seed: 1337, stop_at_eot: false, kv_cache: true, dtype: 'fp32' });
   assert.equal(a.samples.length, 2);
   for (const s of a.samples) {
     assert.equal(s.tokens.length, 5);
@@ -164,4 +164,18 @@ test('bad inputs exit 2 with a clear message and no stack trace', () => {
   assertUserError(nanogpt(['sample', '--ckpt_path', ckpt, '--init_from', 'gpt2']), /both given/);
   assertUserError(nanogpt(['sample', '--init_from', 'gpt5']), /not a pretrained model/);
   assertUserError(nanogpt(['sample', '--ckpt_path', ckpt, '--bogus']), /unknown option --bogus/);
+  assertUserError(nanogpt(['sample', '--ckpt_path', ckpt, '--dtype', 'fp16']), /--dtype must be fp32 or bf16/);
+});
+
+test('--dtype bf16 samples under bf16 autocast; --stream and the batch agree there too', () => {
+  const common = ['sample', '--ckpt_path', ckpt, '--max_new_tokens', '6', '--num_samples', '2', '--dtype', 'bf16'];
+  const r = nanogpt([...common, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { settings: { dtype: string }; samples: { tokens: number[] }[] };
+  assert.equal(doc.settings.dtype, 'bf16');
+  assert.equal(doc.samples.length, 2);
+  for (const s of doc.samples) assert.equal(s.tokens.length, 6);
+  const plain = nanogpt(common);
+  const streamed = nanogpt([...common, '--stream']);
+  assert.equal(streamed.stdout, plain.stdout);
 });

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { GPT } from '../../src/gpt/model.js';
 import { EOT_TOKEN, type GPTConfig } from '../../src/gpt/config.js';
-import { filterTopK, filterTopP, generate, sampleNext } from '../../src/gpt/generate.js';
+import { filterTopK, filterTopP, generate, generateBatch, sampleNext } from '../../src/gpt/generate.js';
 
 const base: GPTConfig = { nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 32, vocabSize: 64, dropout: 0, bias: true };
 
@@ -190,5 +190,43 @@ test('generation restores the training mode and keeps native memory flat', () =>
   const after = torch.memory();
   assert.equal(after.tensors, before.tensors);
   assert.equal(after.bytes, before.bytes);
+  model.dispose();
+});
+
+test('samples decoded together equal the same samples decoded alone (sampled and greedy, with and without cache)', () => {
+  const model = randomModel({ blockSize: 12 }, 5);
+  const prompt = [3, 1, 4];
+  for (const temperature of [0.8, 0]) {
+    for (const useCache of [true, false]) {
+      const opts = { maxNewTokens: 15, temperature, topK: 40, seed: 21, useCache };
+      const together = generateBatch(model, prompt, 3, opts);
+      assert.equal(together.length, 3);
+      for (let i = 0; i < 3; i++) {
+        assert.deepEqual(generateBatch(model, prompt, 1, { ...opts, firstSample: i })[0], together[i], `sample ${i}, T ${temperature}, cache ${useCache}`);
+      }
+      if (temperature > 0) assert.notDeepEqual(together[0], together[1], 'different samples draw differently');
+    }
+  }
+  model.dispose();
+});
+
+test('in a batch, stopAtEot ends each sample at its own end-of-text', () => {
+  const model = randomModel({ vocabSize: 50257, nEmbd: 16 }, 6);
+  // Push the end-of-text logit up so that samples stop early, at different steps.
+  torch.noGrad(() => model.transformer.wte.weight.narrow(0, EOT_TOKEN, 1).mul_(6));
+  const runs = generateBatch(model, [11, 12], 4, { maxNewTokens: 30, temperature: 1, seed: 3, stopAtEot: true });
+  for (const r of runs) assert.ok(!r.includes(EOT_TOKEN));
+  const alone = runs.map((_, i) => generateBatch(model, [11, 12], 1, { maxNewTokens: 30, temperature: 1, seed: 3, stopAtEot: true, firstSample: i })[0]);
+  assert.deepEqual(runs, alone);
+  model.dispose();
+});
+
+test('bf16 generation runs under autocast with a bf16 KV cache and gives valid tokens', () => {
+  const model = randomModel({}, 7);
+  const tokens = generateBatch(model, [1, 2, 3], 2, { maxNewTokens: 10, temperature: 0.7, seed: 1, bf16: true });
+  for (const t of tokens) {
+    assert.equal(t.length, 10);
+    assert.ok(t.every((id) => Number.isInteger(id) && id >= 0 && id < base.vocabSize));
+  }
   model.dispose();
 });

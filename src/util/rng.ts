@@ -1,5 +1,6 @@
-// A small seeded generator for data sampling (xoshiro128**), in TypeScript so its state is a few integers
-// that go into snapshots; libtorch's generator stays reserved for model randomness (init, dropout).
+// A small seeded generator (xoshiro128**), in TypeScript so its state is a few integers: the trainer's data sampler
+// (its state goes into snapshots) and text generation (one per sample, so a sample's tokens depend on its seed only,
+// not on what else is decoded in the same batch). libtorch's generator stays reserved for model randomness.
 export class SamplerRng {
   #s: Uint32Array;
 
@@ -32,9 +33,14 @@ export class SamplerRng {
   /** Uniform integer in [0, n) for n up to 2^53 (token files beyond 4G tokens included). */
   below(n: number): number {
     if (!(n >= 1) || !Number.isSafeInteger(n)) throw new RangeError(`below(${n}): need a positive safe integer`);
+    return Math.floor(this.uniform() * n);
+  }
+
+  /** Uniform double in [0, 1) with 53 random bits. */
+  uniform(): number {
     const hi = this.nextUint32() >>> 5; // 27 bits
     const lo = this.nextUint32() >>> 6; // 26 bits
-    return Math.floor(((hi * 67108864 + lo) / 9007199254740992) * n);
+    return (hi * 67108864 + lo) / 9007199254740992;
   }
 
   getState(): number[] {
