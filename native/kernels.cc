@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace nts {
 namespace kern {
@@ -82,6 +83,12 @@ void Gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return ScaleOnly(M, N, beta, C, ldc);
+  // A few rows against a weight matrix (a decoding step): memory-bound; streaming the weights once with prefetch
+  // beat dnnl_sgemm by 6-10 % per token at GPT-2 124M (27.5 → 25.8 ms, 30.8 → 27.3 ms, one thread).
+  if (!transA && transB && M <= kSmallRows && lda == K) {
+    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { SmallRowsTimesWeightsT(A, M, B, ldb, K, n0, n1, alpha, beta, C, ldc); });
+    return;
+  }
   const Backend& b = Get();
   if (b.kind == Kind::OneDnn) {
     int status = b.sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -95,6 +102,15 @@ void Gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
           const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return ScaleOnly(M, N, beta, C, ldc);
+  // 2-8 rows against a weight matrix (several samples decoded together): oneDNN's bf16 GEMM repacks the whole
+  // weight matrix on every call there (GPT-2 124M, 3 rows: 36 ms per step against 10 ms for one row); streaming
+  // the weights once for all rows took 16-18 ms. One row stays with oneDNN (10 ms against our 12.8).
+  if (!transA && transB && M >= 2 && M <= kSmallRows) {
+    std::vector<float> xs(M * K);
+    DeinterleaveRows(A, M, lda, K, xs.data());
+    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { SmallRowsTimesWeightsT(xs.data(), M, B, ldb, K, n0, n1, alpha, beta, C, ldc); });
+    return;
+  }
   const Backend& b = Get();
   if (b.kind == Kind::OneDnn) {
     int status = b.bf16(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -77,6 +77,17 @@ void AddStore(const float* src, const float* bias, uint16_t* dst, int64_t n);
 void AddInto(const float* x, float* acc, int64_t n);
 void AddInto(const uint16_t* x, float* acc, int64_t n);
 
+// y[m, n] = alpha · Σ_k x[m, k] · w[n, k] + beta · y[m, n] for n in [n0, n1), m < M ≤ kSmallRows: a few rows times a
+// row-major bf16 weight matrix, as a decoding step needs (the weights streamed once for all M rows). x comes as
+// DeinterleaveRows made it.
+constexpr int64_t kSmallRows = 8;
+void DeinterleaveRows(const uint16_t* x, int64_t M, int64_t lda, int64_t K, float* xs);
+void SmallRowsTimesWeightsT(const float* xs, int64_t M, const uint16_t* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1,
+                            float alpha, float beta, float* y, int64_t ldy);
+// The same with float32 rows (contiguous, M × K) and weights.
+void SmallRowsTimesWeightsT(const float* x, int64_t M, const float* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1,
+                            float alpha, float beta, float* y, int64_t ldy);
+
 // ---- GEMM
 
 // Which GEMM serves the fused kernels: oneDNN's BLAS-style calls, found in the libtorch this process loaded

@@ -160,3 +160,19 @@ test('biasGelu: the bias gradient does not depend on the thread count', () => {
     assert.deepEqual(biasGrad(1), biasGrad(2));
   });
 });
+
+test('linear on 1-8 rows (the decoding path that streams the weights once) matches float64, any inner size', () => {
+  torch.scope(() => {
+    torch.manualSeed(14);
+    for (const K of [16, 70, 96]) {
+      const w = torch.randn([300, K]).mul(0.1);
+      const b = torch.randn([300]);
+      for (let M = 1; M <= 9; M++) {
+        const x = torch.randn([M, K]);
+        const want = x.to('float64').matmul(w.to('float64').transpose(0, 1)).add(b.to('float64'));
+        assert.ok(relErr(torch.linear(x, w, b), want) < 1e-6, `float32, ${M} rows, K ${K}`);
+        assert.ok(relErr(torch.autocast(() => torch.linear(x, w, b)), want) < 1.5e-2, `bf16, ${M} rows, K ${K}`);
+      }
+    }
+  });
+});
