@@ -16,7 +16,8 @@ const BENCHES: Record<string, Bench> = {
   adamw: { describe: 'AdamW step on GPT-2 124M-sized parameters, fused vs composed vs torch.optim' },
   train: { describe: 'training throughput vs shared/bench/pytorch_reference.py' },
   allreduce: { describe: 'Gloo all-reduce bandwidth across local ranks' },
-  generate: { describe: 'sampling tokens/s with the KV cache' },
+  generate: { describe: 'sampling tokens/s with the KV cache, and several samples in one batch' },
+  attention: { describe: 'one causal attention layer, forward + backward: fused kernel vs composite vs PyTorch' },
 };
 
 interface BenchModule {

@@ -287,6 +287,7 @@ static Napi::Value CausalAttention(const Napi::CallbackInfo& info) {
 static Napi::Value GemmBackend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kern::GemmBackendName()); }
 
 void InitAttention(Napi::Env env, Napi::Object e) {
+  kern::LimitBlasThreads();
   NTS_EXPORT(e, "causalAttentionQKV", CausalAttentionQKV);
   NTS_EXPORT(e, "causalAttention", CausalAttention);
   NTS_EXPORT(e, "gemmBackend", GemmBackend);

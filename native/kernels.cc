@@ -32,6 +32,13 @@ struct Backend {
   Bf16GemmFn bf16 = nullptr;
 };
 
+// The libtorch_cpu library this addon runs on, for dlsym (which searches a library and all it depends on).
+void* TorchLibrary() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&at::get_num_threads), &info) == 0 || info.dli_fname == nullptr) return nullptr;
+  return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+}
+
 // dlsym on a handle searches that library and everything it depends on; libtorch_cpu.so depends on libdnnl.so in
 // Debian's build and contains oneDNN in the official one. The addon's own dependencies are not in the global
 // namespace (node loads addons RTLD_LOCAL), hence the handle.
@@ -39,9 +46,7 @@ Backend Resolve() {
   Backend b;
   const char* force = std::getenv("NANOGPT_GEMM");
   if (force != nullptr && std::string(force) == "aten") return b;
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&at::get_num_threads), &info) == 0 || info.dli_fname == nullptr) return b;
-  void* lib = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+  void* lib = TorchLibrary();
   if (lib == nullptr) return b;
   b.sgemm = reinterpret_cast<SgemmFn>(dlsym(lib, "dnnl_sgemm"));
   b.bf16 = reinterpret_cast<Bf16GemmFn>(dlsym(lib, "dnnl_gemm_bf16bf16f32"));
@@ -76,6 +81,22 @@ void ScaleOnly(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
     for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 }  // namespace
+
+// Debian's libtorch (1.13 and 2.x) sends the float32 matmuls ATen still runs (composite attention with dropout,
+// other devices' fallbacks) to OpenBLAS, whose own pthread pool is sized to every core and is called from inside
+// libtorch's OpenMP regions: two pools spinning on the same cores. In python3-torch 2.6 on the development VM,
+// float32 attention ran 4-20x slower that way than with OPENBLAS_NUM_THREADS=1; with 1.13, a profile of our
+// composite float32 attention put 43 % of its time in OpenBLAS and 12 % in OpenMP spinning. So only libtorch's
+// pool runs: OpenBLAS gets one thread, unless the user set its thread count.
+bool LimitBlasThreads() {
+  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr || std::getenv("GOTO_NUM_THREADS") != nullptr) return false;
+  void* lib = TorchLibrary();
+  if (lib == nullptr) return false;
+  auto setThreads = reinterpret_cast<void (*)(int)>(dlsym(lib, "openblas_set_num_threads"));
+  if (setThreads == nullptr) return false;
+  setThreads(1);
+  return true;
+}
 
 const char* GemmBackendName() { return Get().kind == Kind::OneDnn ? "onednn" : "aten"; }
 

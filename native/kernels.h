@@ -94,6 +94,8 @@ void SmallRowsTimesWeightsT(const float* x, int64_t M, const float* w, int64_t l
 // (Debian links libdnnl.so; other builds may bundle it), else ATen matmuls over float copies (correct, slower).
 // NANOGPT_GEMM=aten forces the fallback, so tests cover both.
 const char* GemmBackendName();
+// Gives OpenBLAS (if libtorch uses it) a single thread unless OPENBLAS_NUM_THREADS is set; true when it did.
+bool LimitBlasThreads();
 
 // C[M×N] = alpha · op(A) · op(B) + beta · C, row-major with leading dimensions; op(X) = Xᵀ when trans is true.
 // A and B are float or bf16, C is float. Safe to call from inside at::parallel_for (runs on the caller's thread
