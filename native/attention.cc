@@ -46,7 +46,7 @@ Heads<R> HeadsOf(const at::Tensor& t) {
 // for bf16 inputs (oneDNN's mixed GEMM takes bf16 × bf16).
 template <typename R>
 struct Operand {
-  std::vector<uint16_t> bf16;
+  kern::Scratch<uint16_t> bf16;
   explicit Operand(int64_t n) : bf16(std::is_same<R, uint16_t>::value ? n : 0) {}
   const R* From(const float* x, int64_t n) {
     if constexpr (std::is_same<R, float>::value) {
@@ -76,7 +76,8 @@ void ForwardTile(const Shape& s, const Heads<const R>& q, const Heads<const R>& 
   const int64_t D = s.D;
   const int64_t nq = std::min(kFwdQ, s.Tq - i0);
   const int64_t keyEnd = std::min(s.Tk, s.offset + i0 + nq);
-  std::vector<float> scores(nq * kFwdK), acc(nq * D, 0.0f), rowMax(nq, -std::numeric_limits<float>::infinity()), rowSum(nq, 0.0f);
+  kern::Scratch<float> scores(nq * kFwdK);
+  std::vector<float> acc(nq * D, 0.0f), rowMax(nq, -std::numeric_limits<float>::infinity()), rowSum(nq, 0.0f);
   Operand<R> probs(nq * kFwdK);
   const R* qi = q.head(b, h) + i0 * q.st;
   for (int64_t j0 = 0; j0 < keyEnd; j0 += kFwdK) {
@@ -129,8 +130,8 @@ void BackwardHead(const Shape& s, const Heads<const R>& q, const Heads<const R>&
                   const Heads<const R>& o, const Heads<const R>& dout, const float* lse, const Heads<R>& dq,
                   const Heads<R>& dk, const Heads<R>& dv, int64_t b, int64_t h) {
   const int64_t D = s.D;
-  std::vector<float> rowDot(s.Tq), dqAcc(s.Tq * D, 0.0f), dkAcc(s.Tk * D, 0.0f), dvAcc(s.Tk * D, 0.0f);
-  std::vector<float> probs(kBwdQ * kBwdK), dscores(kBwdQ * kBwdK);
+  kern::Scratch<float> rowDot(s.Tq), probs(kBwdQ * kBwdK), dscores(kBwdQ * kBwdK);
+  std::vector<float> dqAcc(s.Tq * D, 0.0f), dkAcc(s.Tk * D, 0.0f), dvAcc(s.Tk * D, 0.0f);
   Operand<R> probsOp(kBwdQ * kBwdK), dscoresOp(kBwdQ * kBwdK);
   const R* qh = q.head(b, h);
   const R* kh = k.head(b, h);

@@ -127,7 +127,7 @@ void Gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
   // weight matrix on every call there (GPT-2 124M, 3 rows: 36 ms per step against 10 ms for one row); streaming
   // the weights once for all rows took 16-18 ms. One row stays with oneDNN (10 ms against our 12.8).
   if (!transA && transB && M >= 2 && M <= kSmallRows) {
-    std::vector<float> xs(M * K);
+    Scratch<float> xs(M * K);
     DeinterleaveRows(A, M, lda, K, xs.data());
     at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { SmallRowsTimesWeightsT(xs.data(), M, B, ldb, K, n0, n1, alpha, beta, C, ldc); });
     return;

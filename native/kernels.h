@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 namespace nts {
 namespace kern {
@@ -35,6 +36,20 @@ inline float At(const float* p, int64_t i) { return p[i]; }
 inline float At(const uint16_t* p, int64_t i) { return Bf16ToFloat(p[i]); }
 inline void Put(float* p, int64_t i, float v) { p[i] = v; }
 inline void Put(uint16_t* p, int64_t i, float v) { p[i] = FloatToBf16(v); }
+
+// An uninitialised work buffer (std::vector zero-fills: for the LM head's 206 MB logits chunk and every linear
+// layer's float32 output that was a memset of ~1.5 GB per GPT-2 124M training step, all overwritten anyway).
+template <typename T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n) : data_(n > 0 ? new T[n] : nullptr) {}
+  T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
+  T& operator[](int64_t i) { return data_[i]; }
+
+ private:
+  std::unique_ptr<T[]> data_;
+};
 
 // Raw element type of a tensor dtype the kernels accept.
 template <typename T> struct Raw;

@@ -111,7 +111,7 @@ at::Tensor Project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
     if (b != nullptr) y.copy_(bias.unsqueeze(0).expand({N, out}));
     kern::Gemm(false, true, N, out, in, 1.0f, Ptr<R>(x), in, Ptr<R>(w), in, b != nullptr ? 1.0f : 0.0f, y.data_ptr<float>(), out);
   } else {
-    std::vector<float> acc(N * out);
+    kern::Scratch<float> acc(N * out);
     kern::Gemm(false, true, N, out, in, 1.0f, Ptr<R>(x), in, Ptr<R>(w), in, 0.0f, acc.data(), out);
     StoreWithBias(acc.data(), b, MutPtr<R>(y), N, out);
   }
@@ -241,8 +241,8 @@ struct LceWork {
     const R* wp = Ptr<R>(w);
     const int64_t* t = target.data_ptr<int64_t>();
     std::vector<double> rowLoss(N);
-    std::vector<float> logits(std::min(N, kChunkRows) * V);
-    std::vector<R> grad(withGrad ? std::min(N, kChunkRows) * V : 0);
+    kern::Scratch<float> logits(std::min(N, kChunkRows) * V);
+    kern::Scratch<R> grad(withGrad ? std::min(N, kChunkRows) * V : 0);
     if (withGrad) {
       dx = at::empty({N, C}, x.options().dtype(at::kFloat));
       dw = at::empty({V, C}, x.options().dtype(at::kFloat));
