@@ -18,6 +18,7 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/version.h>
 #include <cmath>
 #include <mutex>
 #include <type_traits>
@@ -74,7 +75,14 @@ constexpr int64_t kRowsPerTask = 16;
 constexpr int64_t kColsPerTask = 256;
 
 // Compute in bf16 when CPU autocast asks for it (what at::linear would do under autocast), else in x's dtype.
-bool AutocastBf16() { return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16; }
+bool AutocastBf16() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  // 2.4 made autocast state device-generic; the CPU-specific calls warn at run time from 2.6.
+  return at::autocast::is_autocast_enabled(at::kCPU) && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16;
+#else
+  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+#endif
+}
 
 template <typename R>
 const R* Ptr(const at::Tensor& t) { return reinterpret_cast<const R*>(t.data_ptr()); }
