@@ -51,7 +51,7 @@ Sampling:
   --top_p P              nucleus sampling: the smallest set of likeliest tokens with probability >= P, in (0, 1]
                          (default: off; applied after top-k)
   --seed N               sample i draws from a generator seeded with (N, i): the same seed gives the same samples,
-                         however they are decoded (default ${SAMPLE_DEFAULTS.seed})
+                         streamed or not (default ${SAMPLE_DEFAULTS.seed})
   --stop_at_eot          end a sample when the model emits <|endoftext|>
 
 Output and speed:
@@ -234,8 +234,8 @@ export async function runSample(s: SampleSettings): Promise<number> {
     // decode(prompt + generated) without decoding the prompt again.
     const show = (tokens: number[]): string => s.prompt + codec.decode(tokens);
     if (s.stream) {
-      // One sample after another, each printed as it grows. Sample i is seeded (seed, i) either way, so the text is
-      // the same as from the batch below.
+      // One sample after another, each printed as it grows. Sample i draws from the generator seeded (seed, i) either
+      // way, so the text is the batch's below (in float32; see gpt/generate.ts on bf16).
       for (let i = 0; i < s.numSamples; i++) {
         const stream = codec.stream();
         out.write(s.prompt);

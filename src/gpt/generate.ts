@@ -5,8 +5,10 @@
 // sequence, with positions counted from the start of that window. The cache is only an optimisation: with or
 // without it the same logits are computed (up to float rounding), so greedy decoding gives the same tokens.
 //
-// Each sample draws from its own seeded generator (seed, sample index), so a sample's text depends on the seed and
-// its index only: decoded alone, streamed, or in a batch with others, it is the same.
+// Each sample draws from its own seeded generator (seed, sample index), so its random draws depend on the seed and
+// its index only, not on how many samples are decoded with it. The logits themselves can differ in their last bits
+// with the batch size (GEMM kernels differ for 1 row and for several); in float32 that has not changed a token in
+// our tests and benchmarks, in bf16 it occasionally flips a sampled token (docs/benchmarks.md, "generate").
 import * as torch from '../torch/index.js';
 import { SamplerRng } from '../util/rng.js';
 import { EOT_TOKEN } from './config.js';
