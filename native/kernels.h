@@ -103,6 +103,11 @@ void SmallRowsTimesWeightsT(const float* xs, int64_t M, const uint16_t* w, int64
 void SmallRowsTimesWeightsT(const float* x, int64_t M, const float* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1,
                             float alpha, float beta, float* y, int64_t ldy);
 
+// One AdamW update over n float32 values (decoupled decay, bias-corrected moments), in place:
+// m = b1 m + (1 − b1) g; v = b2 v + (1 − b2) g²; p = p · decay − stepSize · m / (√v · invBc2Sqrt + eps).
+void AdamWUpdate(float* p, const float* g, float* m, float* v, int64_t n, float decay, float b1, float b2, float stepSize,
+                 float invBc2Sqrt, float eps);
+
 // ---- GEMM
 
 // Which GEMM serves the fused kernels: oneDNN's BLAS-style calls, found in the libtorch this process loaded

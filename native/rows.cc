@@ -307,6 +307,21 @@ NTS_CLONES void SmallRowsTimesWeightsT(const float* x, int64_t M, const float* w
   }
 }
 
+NTS_CLONES void AdamWUpdate(float* p, const float* g, float* m, float* v, int64_t n, float decay, float b1, float b2,
+                            float stepSize, float invBc2Sqrt, float eps) {
+  const float omb1 = 1.0f - b1, omb2 = 1.0f - b2;
+  Steps(n, [&](int64_t i, int64_t c) __attribute__((always_inline)) {
+    const vf gv = Load(g + i, c);
+    const vf mv = b1 * Load(m + i, c) + omb1 * gv;
+    const vf vv = b2 * Load(v + i, c) + omb2 * gv * gv;
+    Store(m + i, mv, c);
+    Store(v + i, vv, c);
+    vf root;
+    for (int k = 0; k < W; k++) root[k] = __builtin_sqrtf(vv[k]);
+    Store(p + i, Load(p + i, c) * decay - stepSize * (mv / (root * invBc2Sqrt + eps)), c);
+  });
+}
+
 // x rows (bf16) → float, each run of 32 as its 16 even then 16 odd elements; the tail (K mod 32) as is.
 void DeinterleaveRows(const uint16_t* x, int64_t M, int64_t lda, int64_t K, float* xs) {
   const int64_t K32 = K / 32 * 32;
