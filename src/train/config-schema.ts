@@ -53,7 +53,7 @@ export const SCHEMA: Section = {
     n_head: { type: 'integer', default: 0, doc: 'override the preset (0 = preset)' },
     n_embd: { type: 'integer', default: 0, doc: 'override the preset (0 = preset)' },
     vocab_size: { type: 'integer', default: 50257, doc: 'vocabulary size (GPT-2 BPE: 50257)' },
-    dropout: { type: 'number', default: 0.0, doc: 'dropout probability' },
+    dropout: { type: 'number', default: 0.0, doc: 'dropout probability (above 0, training runs attention through the slower composite path: the fused kernel has no attention dropout)' },
     bias: { type: 'boolean', default: true, doc: 'biases in Linear and LayerNorm layers' },
   },
   init_from: { type: 'string', default: 'scratch', doc: 'scratch, gpt2 / gpt2-medium / gpt2-large / gpt2-xl (Hugging Face weights), or a .safetensors / checkpoint path' },
