@@ -1,5 +1,6 @@
 // Autograd, grad mode, autocast, threads and RNG state.
 #include "common.h"
+#include "compat.h"
 #include <ATen/autocast_mode.h>
 #include <ATen/Parallel.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -191,10 +192,10 @@ static Napi::Value AutocastEnter(const Napi::CallbackInfo& info) {
   at::ScalarType dtype = Dtype(info, 0);
   bool enable = Missing(info, 1) ? true : Bool(info, 1);
   Napi::Array prev = Napi::Array::New(info.Env(), 2);
-  prev.Set(0u, Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()));
-  prev.Set(1u, Napi::Number::New(info.Env(), static_cast<int>(at::autocast::get_autocast_cpu_dtype())));
-  at::autocast::set_cpu_enabled(enable);
-  at::autocast::set_autocast_cpu_dtype(dtype);
+  prev.Set(0u, Napi::Boolean::New(info.Env(), CpuAutocastEnabled()));
+  prev.Set(1u, Napi::Number::New(info.Env(), static_cast<int>(CpuAutocastDtype())));
+  SetCpuAutocastEnabled(enable);
+  SetCpuAutocastDtype(dtype);
   at::autocast::increment_nesting();
   return prev;
 }
@@ -202,11 +203,11 @@ static Napi::Value AutocastEnter(const Napi::CallbackInfo& info) {
 // outermost region ends, as torch.autocast does.
 static Napi::Value AutocastExit(const Napi::CallbackInfo& info) {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_cpu_enabled(Bool(info, 0));
-  at::autocast::set_autocast_cpu_dtype(Dtype(info, 1));
+  SetCpuAutocastEnabled(Bool(info, 0));
+  SetCpuAutocastDtype(Dtype(info, 1));
   return info.Env().Undefined();
 }
-static Napi::Value IsAutocast(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()); }
+static Napi::Value IsAutocast(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), CpuAutocastEnabled()); }
 
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   int64_t n = Int(info, 0);

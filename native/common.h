@@ -3,6 +3,8 @@
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
+// at::NoGradGuard: no longer reaches us through ATen/ATen.h in libtorch 2.x.
+#include <ATen/core/grad_mode.h>
 #include <atomic>
 #include <string>
 #include <vector>

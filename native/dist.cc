@@ -2,6 +2,7 @@
 // block (rendezvous, collectives, teardown) runs on a libuv worker thread and resolves a Promise, so waiting for a
 // slow peer never freezes the event loop. Ordering of collectives across ranks is the TypeScript layer's job.
 #include "common.h"
+#include "compat.h"
 
 // The c10d headers only declare the Gloo backend when the build enabled it; our libtorch always has it.
 #ifndef USE_C10D_GLOO
@@ -136,6 +137,11 @@ Napi::Value PgCreate(const Napi::CallbackInfo& info) {
         so.numWorkers = static_cast<std::size_t>(size);
         so.waitWorkers = true;
         so.timeout = timeout;
+#if NTS_TORCH_AT_LEAST(2, 4)
+        // 2.4 made libuv the default TCPStore backend, and builds without libuv (Debian's 2.6) then throw at
+        // construction: the classic backend works everywhere.
+        so.useLibUV = false;
+#endif
         auto store = c10::make_intrusive<c10d::TCPStore>(addr, so);
         auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
         opts->devices.push_back(hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()

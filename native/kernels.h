@@ -9,6 +9,7 @@
 // bf16 data is passed as its raw 16 bits (uint16_t), rounded to nearest even on store, as c10::BFloat16 does.
 #pragma once
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <cstdint>
 #include <cstring>
 #include <memory>

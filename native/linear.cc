@@ -12,13 +12,13 @@
 // - LM head + cross-entropy in row chunks: the [N, V] logits (412 MB in bf16) and their gradient never exist whole;
 //   each chunk's softmax gradient is used while still in cache for the input and weight gradients.
 #include "common.h"
+#include "compat.h"
 #include "kernels.h"
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
-#include <torch/version.h>
 #include <cmath>
 #include <mutex>
 #include <type_traits>
@@ -75,14 +75,7 @@ constexpr int64_t kRowsPerTask = 16;
 constexpr int64_t kColsPerTask = 256;
 
 // Compute in bf16 when CPU autocast asks for it (what at::linear would do under autocast), else in x's dtype.
-bool AutocastBf16() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  // 2.4 made autocast state device-generic; the CPU-specific calls warn at run time from 2.6.
-  return at::autocast::is_autocast_enabled(at::kCPU) && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16;
-#else
-  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
-#endif
-}
+bool AutocastBf16() { return CpuAutocastEnabled() && CpuAutocastDtype() == at::kBFloat16; }
 
 template <typename R>
 const R* Ptr(const at::Tensor& t) { return reinterpret_cast<const R*>(t.data_ptr()); }

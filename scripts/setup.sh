@@ -8,16 +8,25 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # ---- Debian packages
-packages=(build-essential python3 libopenblas0-pthread libtcmalloc-minimal4 openmpi-bin libopenmpi-dev iproute2 procps chromium)
+# A|B: whichever exists on this release (Debian 13 renamed libtcmalloc-minimal4 to libtcmalloc-minimal4t64 and keeps
+# the old name only as a virtual package, which dpkg never reports as installed).
+packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev iproute2 procps chromium)
 if [[ -z "${LIBTORCH:-}" ]]; then
   packages+=(libtorch-dev libgloo-dev)
 fi
 # python3-torch is the measuring stick for cross-checks and benchmarks (never a runtime dependency).
 if [[ "${NANOGPT_SKIP_PYTORCH:-0}" != 1 ]]; then packages+=(python3-torch); fi
 
+# (Output captured first: with pipefail, `… | grep -q` can fail when grep exits before the writer is done.)
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == *'install ok installed'* ]]; }
+has_candidate() { [[ $(apt-cache policy "$1" 2>/dev/null || true) =~ Candidate:\ [^\(] ]]; }
+
 missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then missing+=("$p"); fi
+for spec in "${packages[@]}"; do
+  IFS='|' read -r -a alternatives <<<"$spec"
+  found=0
+  for p in "${alternatives[@]}"; do if installed "$p"; then found=1; break; fi; done
+  ((found)) || missing+=("$spec")
 done
 if ((${#missing[@]})); then
   if ! command -v apt-get >/dev/null; then
@@ -28,15 +37,30 @@ if ((${#missing[@]})); then
   SUDO=()
   if [[ $(id -u) -ne 0 ]]; then
     if command -v sudo >/dev/null; then SUDO=(sudo); else
-      say "missing packages: ${missing[*]}; not root and no sudo."
-      say "fix: as root run: apt-get update && apt-get install -y ${missing[*]}"
+      say "missing packages: ${missing[*]//|/ or }; not root and no sudo."
+      say "fix: as root run: apt-get update && apt-get install -y ${missing[*]//|*/}"
       exit 1
     fi
   fi
-  say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  if ! { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
-    say "apt-get could not install: ${missing[*]}"
+  if ! "${SUDO[@]}" apt-get update -qq; then
+    say "apt-get update failed"
+    say "fix: check network access to the Debian mirrors (or install the packages by hand), then rerun npm run setup"
+    exit 1
+  fi
+  # Each alternative list resolves to the first name this release has a real package for.
+  names=()
+  for spec in "${missing[@]}"; do
+    IFS='|' read -r -a alternatives <<<"$spec"
+    pick=${alternatives[-1]}
+    for p in "${alternatives[@]}"; do
+      if has_candidate "$p"; then pick=$p; break; fi
+    done
+    names+=("$pick")
+  done
+  say "installing Debian packages: ${names[*]}"
+  if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${names[@]}" >/dev/null; then
+    say "apt-get could not install: ${names[*]}"
     say "fix: check network access to the Debian mirrors (or install them by hand), then rerun npm run setup"
     exit 1
   fi
