@@ -5,6 +5,7 @@
 #   bash scripts/debian13.sh test      build (or reuse) the root, copy this checkout in, run setup + the suite there
 #   bash scripts/debian13.sh root      only build (or update) the root
 #   bash scripts/debian13.sh shell     a shell in the root (with /proc, /dev, /sys mounted), for debugging
+#   bash scripts/debian13.sh run CMD…  refresh the checkout copy, run setup, then CMD in it (e.g. one test file)
 #
 # The root is made once with debootstrap from the Debian mirror and cached in $NANOGPT_DEBIAN13_ROOT (default
 # /var/cache/nanogpt-ts/trixie, ~4 GB with libtorch 2.6); later runs only refresh the checkout copy inside it.
@@ -44,7 +45,10 @@ trap unmount_all EXIT
 
 mount_into_root() {
   # The netns cluster test needs / to be a mount point inside the root: bind the root onto itself first.
-  if ! mountpoint -q "$root"; then mount --bind "$root" "$root"; mounted+=("$root"); fi
+  if ! mountpoint -q "$root"; then
+    mount --bind "$root" "$root" 2>/dev/null || skip "cannot mount inside $root (this environment does not allow mounts: no CAP_SYS_ADMIN?)" "run the suite where root may mount (a VM or a privileged container), or set NANOGPT_DEBIAN13=off"
+    mounted+=("$root")
+  fi
   for fs in proc sys dev dev/pts run; do
     mkdir -p "$root/$fs"
     if ! mountpoint -q "$root/$fs"; then
@@ -149,8 +153,16 @@ case "${1:-test}" in
     # The same two steps as the README's test command, inside the root.
     in_root /bin/bash -c 'cd /build/nanogpt-ts && bash scripts/setup.sh && NANOGPT_DEBIAN13=off node scripts/run-tests.mjs'
     ;;
+  run)
+    shift
+    make_root
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    copy_checkout
+    mount_into_root
+    in_root /bin/bash -c "cd /build/nanogpt-ts && bash scripts/setup.sh && $*"
+    ;;
   *)
-    say "usage: bash scripts/debian13.sh test|root|shell"
+    say "usage: bash scripts/debian13.sh test|root|shell|run CMD"
     exit 2
     ;;
 esac

@@ -7,7 +7,7 @@ import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import { UserError } from '../util/errors.js';
 import { DEFAULT_MASTER_PORT } from '../distributed/env.js';
 import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../distributed/launch.js';
-import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, readHostsFile, sshArgs } from '../distributed/hosts.js';
+import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, openMpiMajorVersion, readHostsFile, sshArgs } from '../distributed/hosts.js';
 import { chooseThreads, findTcmalloc, threadEnv } from '../runtime/threads.js';
 import { tcmallocPreload, withPreload } from '../runtime/allocator.js';
 
@@ -126,7 +126,7 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       say(`${total} ranks on ${hosts.length} host${hosts.length > 1 ? 's' : ''} through mpirun; running:\n  ${line}`);
-      specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared } }];
+      specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared }, openMpiMajor: openMpiMajorVersion(mpirun) }];
     } else {
       // No Open MPI: one ssh per remote rank (torchrun-style variables), ranks on this machine started directly.
       if (hosts.some((h) => !isThisMachine(h.host)) && !which('ssh')) {

@@ -1,6 +1,7 @@
 // The hosts file (the original's `~/hosts`: one machine per line, `localhost` for the one you launch from) and
 // the command lines that start ranks on those machines: one `mpirun` when Open MPI is installed, else one `ssh`
 // per remote rank. The syntax is a subset of Open MPI's hostfile, so the same file works with mpirun directly.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
@@ -143,6 +144,18 @@ export function mpirunArgs(plan: RemoteLaunchPlan): string[] {
   for (const [k, v] of Object.entries(plan.env)) args.push('-x', `${k}=${v}`);
   args.push(...plan.command);
   return args;
+}
+
+/** The major version in `mpirun --version` output ("mpirun (Open MPI) 4.1.4", Open MPI 5: "mpirun (Open MPI) 5.0.7"). */
+export function parseOpenMpiMajor(versionText: string): number | undefined {
+  const m = /Open MPI\)?\s+(\d+)\./.exec(versionText);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The Open MPI major version of `mpirun` (4 when it cannot be told: the format we parsed first). */
+export function openMpiMajorVersion(mpirun: string): number {
+  const r = spawnSync(mpirun, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return parseOpenMpiMajor(`${r.stdout ?? ''}\n${r.stderr ?? ''}`) ?? 4;
 }
 
 /** Quotes one word for a POSIX shell (what ssh hands the remote command to). */

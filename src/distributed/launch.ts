@@ -13,7 +13,10 @@ import { UserError } from '../util/errors.js';
 
 /** One process to supervise. `rank: null` is an mpirun whose output carries Open MPI's per-rank tags. */
 export interface ProcSpec {
+  /** null: an mpirun that starts every rank itself. */
   rank: number | null;
+  /** For mpirun: its Open MPI major version (output tags changed in 5). */
+  openMpiMajor?: number;
   argv: readonly string[];
   env: NodeJS.ProcessEnv;
   cwd?: string;
@@ -95,14 +98,19 @@ export function prefixLine(rank: number, line: string): string {
   return line.startsWith(tag) ? line : `${tag} ${line}`;
 }
 
-// Open MPI's --tag-output writes `[jobid,rank]<stdout>:` before each line; a rank's unterminated last line runs
-// straight into the next tag, so tags are found anywhere in a line, not only at its start.
+// Open MPI's --tag-output writes `[jobid,rank]<stdout>:` before each line (Open MPI 5: `[jobid,rank]<stdout>: `,
+// with a space that is not the rank's); a rank's unterminated last line runs straight into the next tag, so tags
+// are found anywhere in a line, not only at its start.
 const MPI_TAG = /\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>:/g;
+const MPI5_TAG = /\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>: /g;
 
-/** Rewrites one line of mpirun output into `[rank k] …` lines; untagged text (mpirun's own) passes unchanged. */
-export function rewriteMpiLine(line: string): string[] {
+/**
+ * Rewrites one line of mpirun output into `[rank k] …` lines; untagged text (mpirun's own) passes unchanged.
+ * `openMpiMajor` ≥ 5 strips the space Open MPI 5 puts after each tag.
+ */
+export function rewriteMpiLine(line: string, openMpiMajor = 4): string[] {
   const out: string[] = [];
-  const matches = [...line.matchAll(MPI_TAG)];
+  const matches = [...line.matchAll(openMpiMajor >= 5 ? MPI5_TAG : MPI_TAG)];
   if (matches.length === 0) return [line];
   const head = line.slice(0, matches[0]!.index);
   if (head !== '') out.push(head);
@@ -114,11 +122,12 @@ export function rewriteMpiLine(line: string): string[] {
 }
 
 /**
- * Picks the failing rank out of mpirun's closing report ("Process name: [[487,1],2]" then "Exit code: 7", or
- * "Signal: Killed"), so the launcher can name it the way it does for local ranks.
+ * Picks the failing rank out of mpirun's closing report ("Process name: [[487,1],2]" — Open MPI 5:
+ * "[prterun-host-1234@1,2]" — then "Exit code: 7", or "Signal: Killed"), so the launcher can name it the way it
+ * does for local ranks.
  */
 export function watchMpiReport(line: string, into: { rank?: number; detail?: string }): void {
-  const name = /^\s*Process name:\s*\[\[\d+,\d+\],(\d+)\]/.exec(line);
+  const name = /^\s*Process name:\s*\[(?:\[\d+,\d+\]|[^\]\s@]+@\d+),(\d+)\]/.exec(line);
   if (name && into.rank === undefined) {
     into.rank = Number(name[1]);
     return;
@@ -189,9 +198,14 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         return;
       }
       const targets = live();
-      const what = targets.length === 1 && targets[0]!.spec.rank === null ? 'mpirun' : `${targets.length} rank process(es)`;
-      log(`${sig}: forwarding to ${what}${signalsSeen === 1 ? ' (send it twice more to kill them)' : ''}`);
-      for (const c of live()) signalProc(c.child, sig);
+      const mpirun = targets.length === 1 && targets[0]!.spec.rank === null ? targets[0]! : undefined;
+      const what = mpirun ? 'mpirun' : `${targets.length} rank process(es)`;
+      // Open MPI 5's mpirun answers SIGTERM/SIGINT by killing the ranks at once, and what they print on the way out
+      // is lost; it forwards SIGUSR2 instead, which ranks (the trainer) treat as a request to stop. So the first
+      // signal reaches its ranks as SIGUSR2; a repeated one goes to mpirun as it is.
+      const asUsr2 = mpirun !== undefined && (mpirun.spec.openMpiMajor ?? 4) >= 5 && signalsSeen === 1;
+      log(`${sig}: forwarding to ${what}${asUsr2 ? ' as SIGUSR2 (Open MPI 5 forwards that one to its ranks)' : ''}${signalsSeen === 1 ? ' (send it twice more to kill them)' : ''}`);
+      for (const c of targets) signalProc(c.child, asUsr2 ? 'SIGUSR2' : sig);
     };
     // If the launcher itself dies of an exception, take the ranks with it rather than orphaning them.
     const onExit = (): void => killAllNow();
@@ -237,7 +251,7 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         spec.rank === null
           ? (line: string) => {
               watchMpiReport(line, mpiFailure);
-              return rewriteMpiLine(line);
+              return rewriteMpiLine(line, spec.openMpiMajor);
             }
           : (line: string) => [prefixLine(spec.rank!, line)];
       pipeLines(child.stdout!, stdout, rewrite);

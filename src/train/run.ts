@@ -24,7 +24,8 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
     });
     dist = { pg, rank: info.rank, worldSize: info.worldSize, localWorldSize: info.localWorldSize };
   }
-  // First Ctrl-C / SIGTERM: finish the step, snapshot, exit; a second one exits at once.
+  // First Ctrl-C / SIGTERM: finish the step, snapshot, exit; a second one exits at once. SIGUSR2 too: it is what
+  // `nanogpt launch` sends through Open MPI 5's mpirun, which kills ranks outright on SIGTERM.
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -33,8 +34,8 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
     log(`${sig}: stopping after this step (again to quit now)`);
     controller.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR2'] as const;
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     const result = await train({ config, dist, log, signal: controller.signal });
     result.model.dispose();
@@ -47,8 +48,7 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
     }
     throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
     await dist?.pg.destroy();
   }
 }

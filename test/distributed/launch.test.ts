@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNode, type ChildResult } from '../helpers/children.js';
-import { LineSplitter, prefixLine, rewriteMpiLine } from '../../src/distributed/launch.js';
+import { LineSplitter, prefixLine, rewriteMpiLine, watchMpiReport } from '../../src/distributed/launch.js';
+import { openMpiMajorVersion, parseOpenMpiMajor } from '../../src/distributed/hosts.js';
 
 const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 const worker = fileURLToPath(new URL('./rank-worker.js', import.meta.url));
@@ -51,6 +52,21 @@ test('output lines are split, prefixed once, and UTF-8 survives chunk boundaries
   assert.deepEqual(rewriteMpiLine('[1,0]<stdout>:hi'), ['[rank 0] hi']);
   assert.deepEqual(rewriteMpiLine('[1,0]<stdout>:partial[1,2]<stdout>:next'), ['[rank 0] partial', '[rank 2] next']);
   assert.deepEqual(rewriteMpiLine('mpirun noticed something'), ['mpirun noticed something']);
+  // Open MPI 4 keeps a rank's leading space; Open MPI 5 puts one of its own after every tag.
+  assert.deepEqual(rewriteMpiLine('[1,0]<stdout>: indented'), ['[rank 0]  indented']);
+  assert.deepEqual(rewriteMpiLine('[1,0]<stdout>: hi', 5), ['[rank 0] hi']);
+  assert.deepEqual(rewriteMpiLine('[1,0]<stdout>: partial[1,2]<stderr>: next', 5), ['[rank 0] partial', '[rank 2] next']);
+});
+
+test("mpirun's report names the failing rank, Open MPI 4 and 5; its version is read from --version", () => {
+  for (const name of ['[[487,1],2]', '[prterun-node0-8123@1,2]']) {
+    const into: { rank?: number; detail?: string } = {};
+    for (const line of ['The first process to do so was:', '', `   Process name: ${name}`, '   Exit code:    7']) watchMpiReport(line, into);
+    assert.deepEqual(into, { rank: 2, detail: 'exit code 7' }, name);
+  }
+  assert.equal(parseOpenMpiMajor('mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/community/help/'), 4);
+  assert.equal(parseOpenMpiMajor('mpirun (Open MPI) 5.0.7\n'), 5);
+  assert.equal(parseOpenMpiMajor('HYDRA build details:'), undefined);
 });
 
 test('launch --nproc_per_node 3: ranks discover the env, rendezvous and allreduce (sum of ranks = 3)', async () => {
@@ -128,7 +144,9 @@ test('SIGTERM through mpirun reaches every rank', { skip: !hasMpirun && 'mpirun 
   const hosts = path.join(tmp, 'hosts-local-signal');
   writeFileSync(hosts, 'localhost slots=2\n');
   const r = await signalRun(['--hosts', hosts], 2, 'SIGTERM');
-  for (const k of [0, 1]) assert.match(r.stdout, new RegExp(`^\\[rank ${k}\\] got SIGTERM$`, 'm'), r.stdout + r.stderr);
+  // Open MPI 5 kills ranks outright on SIGTERM (their last output lost), so the launcher sends SIGUSR2 through it.
+  const arrives = openMpiMajorVersion('mpirun') >= 5 ? 'SIGUSR2' : 'SIGTERM';
+  for (const k of [0, 1]) assert.match(r.stdout, new RegExp(`^\\[rank ${k}\\] got ${arrives}$`, 'm'), r.stdout + r.stderr);
   assert.match(r.stderr, /SIGTERM: forwarding to mpirun/);
 });
 

@@ -29,7 +29,7 @@ if (scenario === 'allreduce') {
   if (process.env.IGNORE_TERM) process.on('SIGTERM', () => say('ignoring SIGTERM'));
   await forever();
 } else if (scenario === 'signal') {
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGUSR2'] as const) {
     process.on(sig, () => {
       say(`got ${sig}`);
       process.exit(0);
