@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace nts {
@@ -100,45 +101,60 @@ bool LimitBlasThreads() {
 
 const char* GemmBackendName() { return Get().kind == Kind::OneDnn ? "onednn" : "aten"; }
 
-void Gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+// A few rows times a row-major weight matrix (a decoding step), where streaming the weights once beats oneDNN:
+// float32, 1-8 rows: memory-bound, ours 6-10 % faster per token at GPT-2 124M (27.5 → 25.8 ms, 30.8 → 27.3 ms,
+// one thread). bf16, 2-8 rows (several samples decoded together): oneDNN's bf16 GEMM repacks the whole weight
+// matrix on every call there (3 rows: 36 ms per step against 10 ms for one row), ours 16-18 ms; one row stays with
+// oneDNN (10 ms against our 12.8).
+bool SmallRowsApply(const float*, int64_t M, int64_t lda, int64_t K) { return M <= kSmallRows && lda == K; }
+bool SmallRowsApply(const uint16_t*, int64_t M, int64_t, int64_t) { return M >= 2 && M <= kSmallRows; }
+
+// The rows of x as SmallRowsTimesWeightsT reads them: float32 rows as they are, bf16 rows de-interleaved.
+const float* SmallRowsInput(const float* A, int64_t, int64_t, int64_t, Scratch<float>&) { return A; }
+const float* SmallRowsInput(const uint16_t* A, int64_t M, int64_t lda, int64_t K, Scratch<float>& xs) {
+  DeinterleaveRows(A, M, lda, K, xs.data());
+  return xs.data();
+}
+
+int OneDnnGemm(const Backend& b, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  return b.sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+int OneDnnGemm(const Backend& b, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t lda,
+               const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  return b.bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <typename T>
+void GemmT(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const T* A, int64_t lda, const T* B,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return ScaleOnly(M, N, beta, C, ldc);
-  // A few rows against a weight matrix (a decoding step): memory-bound; streaming the weights once with prefetch
-  // beat dnnl_sgemm by 6-10 % per token at GPT-2 124M (27.5 → 25.8 ms, 30.8 → 27.3 ms, one thread).
-  if (!transA && transB && M <= kSmallRows && lda == K) {
-    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { SmallRowsTimesWeightsT(A, M, B, ldb, K, n0, n1, alpha, beta, C, ldc); });
+  if (!transA && transB && SmallRowsApply(A, M, lda, K)) {
+    Scratch<float> scratch(std::is_same<T, uint16_t>::value ? M * K : 0);
+    const float* xs = SmallRowsInput(A, M, lda, K, scratch);
+    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { SmallRowsTimesWeightsT(xs, M, B, ldb, K, n0, n1, alpha, beta, C, ldc); });
     return;
   }
   const Backend& b = Get();
   if (b.kind == Kind::OneDnn) {
-    int status = b.sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    TORCH_CHECK(status == 0, "dnnl_sgemm failed with status ", status);
+    const int status = OneDnnGemm(b, transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    TORCH_CHECK(status == 0, "oneDNN GEMM failed with status ", status);
     return;
   }
-  AtenGemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, at::kFloat);
+  AtenGemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, std::is_same<T, uint16_t>::value ? at::kBFloat16 : at::kFloat);
+}
+}  // namespace
+
+void Gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  GemmT(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void Gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t lda,
           const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) return ScaleOnly(M, N, beta, C, ldc);
-  // 2-8 rows against a weight matrix (several samples decoded together): oneDNN's bf16 GEMM repacks the whole
-  // weight matrix on every call there (GPT-2 124M, 3 rows: 36 ms per step against 10 ms for one row); streaming
-  // the weights once for all rows took 16-18 ms. One row stays with oneDNN (10 ms against our 12.8).
-  if (!transA && transB && M >= 2 && M <= kSmallRows) {
-    Scratch<float> xs(M * K);
-    DeinterleaveRows(A, M, lda, K, xs.data());
-    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { SmallRowsTimesWeightsT(xs.data(), M, B, ldb, K, n0, n1, alpha, beta, C, ldc); });
-    return;
-  }
-  const Backend& b = Get();
-  if (b.kind == Kind::OneDnn) {
-    int status = b.bf16(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    TORCH_CHECK(status == 0, "dnnl_gemm_bf16bf16f32 failed with status ", status);
-    return;
-  }
-  AtenGemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, at::kBFloat16);
+  GemmT(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace kern

@@ -234,77 +234,72 @@ NTS_CLONES void AddInto(const uint16_t* x, float* acc, int64_t n) {
 }
 
 namespace {
-// Weights in bf16 are read 32 at a time as 16 uint32 lanes: a lane's low half is the even element, its high half
-// the odd one, so `lane << 16` and `lane & 0xffff0000` are the even and odd elements as floats, with no widening
-// shuffles. The rows of x are laid out the same way beforehand (even elements, then odd, per 32), so a dot product
-// needs two FMAs per 32 weights. M is a template parameter so that the accumulators stay in registers.
-template <int64_t M>
-NTS_INLINE void SmallRowsT(const float* xs /* M × K, de-interleaved */, const uint16_t* w, int64_t ldw, int64_t K, int64_t n0,
-                           int64_t n1, float alpha, float beta, float* y, int64_t ldy) {
+// 32 weights of row n starting at i as two float vectors (a, b), paired with x[i .. i+16) and x[i+16 .. i+32).
+// float32 weights: the two halves as they lie. bf16 weights: read as 16 uint32 lanes, whose low halves are the even
+// elements and high halves the odd ones — `lane << 16` and `lane & 0xffff0000` are those as floats, with no
+// widening shuffles — so the rows of x are laid out to match beforehand (DeinterleaveRows).
+NTS_INLINE void WeightPair(const float* w, vf& a, vf& b) {
+  a = Load(w);
+  b = Load(w + W);
+}
+NTS_INLINE void WeightPair(const uint16_t* w, vf& a, vf& b) {
+  vu lanes;
+  std::memcpy(&lanes, w, sizeof lanes);
+  a = (vf)(lanes << 16);
+  b = (vf)(lanes & 0xffff0000u);
+}
+
+// y[m, n] for M rows and weight rows [n0, n1). M is a template parameter so that the accumulators stay in
+// registers (a runtime M kept them on the stack: half the speed of oneDNN's one-row kernel); two accumulators per
+// row so that consecutive FMAs do not wait on each other.
+template <int64_t M, typename TW>
+NTS_INLINE void SmallRows(const float* xs, const TW* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1, float alpha, float beta, float* y, int64_t ldy) {
   const int64_t K32 = K / (2 * W) * (2 * W);
   for (int64_t n = n0; n < n1; n++) {
     vf even[M] = {}, odd[M] = {};
-    const uint16_t* wn = w + n * ldw;
+    const TW* wn = w + n * ldw;
     for (int64_t i = 0; i < K32; i += 2 * W) {
-      // Weights are streamed from memory once: fetch 4 KB ahead (3 rows of GPT-2 124M: 17.9-18.6 → 15.6-16.0 ms).
-      __builtin_prefetch(wn + i + 2048);
-      vu lanes;
-      std::memcpy(&lanes, wn + i, sizeof lanes);
-      const vf we = (vf)(lanes << 16);
-      const vf wo = (vf)(lanes & 0xffff0000u);
+      // Weights are streamed from memory once: fetch 4 KB ahead (3 rows of GPT-2 124M in bf16: 17.9-18.6 →
+      // 15.6-16.0 ms per step).
+      for (size_t line = 0; line < 2 * W * sizeof(TW); line += 64) __builtin_prefetch(reinterpret_cast<const char*>(wn + i) + 4096 + line);
+      vf a, b;
+      WeightPair(wn + i, a, b);
       for (int64_t m = 0; m < M; m++) {
-        even[m] += we * Load(xs + m * K + i);
-        odd[m] += wo * Load(xs + m * K + i + W);
+        even[m] += a * Load(xs + m * K + i);
+        odd[m] += b * Load(xs + m * K + i + W);
       }
     }
     for (int64_t m = 0; m < M; m++) {
       float sum = HSum(even[m] + odd[m]);
-      for (int64_t k = K32; k < K; k++) sum += xs[m * K + k] * Bf16ToFloat(wn[k]);
+      for (int64_t k = K32; k < K; k++) sum += xs[m * K + k] * At(wn, k);
       float* out = y + m * ldy + n;
       *out = alpha * sum + (beta == 0.0f ? 0.0f : beta * *out);
     }
   }
 }
 
-// The same for float32 weights and rows (no de-interleaving needed).
-template <int64_t M>
-NTS_INLINE void SmallRowsF(const float* x, const float* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1, float alpha, float beta, float* y, int64_t ldy) {
-  const int64_t K32 = K / (2 * W) * (2 * W);
-  for (int64_t n = n0; n < n1; n++) {
-    vf even[M] = {}, odd[M] = {};
-    const float* wn = w + n * ldw;
-    for (int64_t i = 0; i < K32; i += 2 * W) {
-      __builtin_prefetch(wn + i + 1024);
-      __builtin_prefetch(wn + i + 1024 + W);
-      const vf w0 = Load(wn + i);
-      const vf w1 = Load(wn + i + W);
-      for (int64_t m = 0; m < M; m++) {
-        even[m] += w0 * Load(x + m * K + i);
-        odd[m] += w1 * Load(x + m * K + i + W);
-      }
-    }
-    for (int64_t m = 0; m < M; m++) {
-      float sum = HSum(even[m] + odd[m]);
-      for (int64_t k = K32; k < K; k++) sum += x[m * K + k] * wn[k];
-      float* out = y + m * ldy + n;
-      *out = alpha * sum + (beta == 0.0f ? 0.0f : beta * *out);
-    }
+template <typename TW>
+NTS_INLINE void SmallRowsAnyM(const float* xs, int64_t M, const TW* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1, float alpha, float beta, float* y, int64_t ldy) {
+  switch (M) {
+    case 1: return SmallRows<1>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+    case 2: return SmallRows<2>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+    case 3: return SmallRows<3>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+    case 4: return SmallRows<4>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+    case 5: return SmallRows<5>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+    case 6: return SmallRows<6>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+    case 7: return SmallRows<7>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+    default: return SmallRows<8>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
   }
 }
 }  // namespace
 
 NTS_CLONES void SmallRowsTimesWeightsT(const float* x, int64_t M, const float* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1,
                                        float alpha, float beta, float* y, int64_t ldy) {
-  switch (M) {
-    case 1: return SmallRowsF<1>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 2: return SmallRowsF<2>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 3: return SmallRowsF<3>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 4: return SmallRowsF<4>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 5: return SmallRowsF<5>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 6: return SmallRowsF<6>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 7: return SmallRowsF<7>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    default: return SmallRowsF<8>(x, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-  }
+  SmallRowsAnyM(x, M, w, ldw, K, n0, n1, alpha, beta, y, ldy);
+}
+NTS_CLONES void SmallRowsTimesWeightsT(const float* xs, int64_t M, const uint16_t* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1,
+                                       float alpha, float beta, float* y, int64_t ldy) {
+  SmallRowsAnyM(xs, M, w, ldw, K, n0, n1, alpha, beta, y, ldy);
 }
 
 NTS_CLONES void AdamWUpdate(float* p, const float* g, float* m, float* v, int64_t n, float decay, float b1, float b2,
@@ -335,20 +330,6 @@ void DeinterleaveRows(const uint16_t* x, int64_t M, int64_t lda, int64_t K, floa
       }
     }
     for (int64_t k = K32; k < K; k++) out[k] = Bf16ToFloat(row[k]);
-  }
-}
-
-NTS_CLONES void SmallRowsTimesWeightsT(const float* xs, int64_t M, const uint16_t* w, int64_t ldw, int64_t K, int64_t n0, int64_t n1,
-                                       float alpha, float beta, float* y, int64_t ldy) {
-  switch (M) {
-    case 1: return SmallRowsT<1>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 2: return SmallRowsT<2>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 3: return SmallRowsT<3>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 4: return SmallRowsT<4>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 5: return SmallRowsT<5>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 6: return SmallRowsT<6>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    case 7: return SmallRowsT<7>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
-    default: return SmallRowsT<8>(xs, w, ldw, K, n0, n1, alpha, beta, y, ldy);
   }
 }
 
