@@ -42,37 +42,34 @@ class CausalSelfAttention extends Module {
     const H = this.cfg.nHead;
     const D = C / H;
     const qkv = this.c_attn.forward(x);
-    // Dropout on the attention weights exists only in the composite path (the fused kernel has none).
-    const fused = fusedKernelsApply(qkv) && (!this.training || this.cfg.dropout === 0);
-    let y: torch.Tensor;
-    if (!cache) {
-      y = fused ? torch.causalAttentionQKV(qkv, H) : this.composite(qkv, qkv, T, 0, B, H, D).view(B, T, C);
-    } else {
-      const start = cache.length;
-      const kv = (cache.layers[layer] ??= { k: torch.keep(torch.empty([B, this.cfg.blockSize, C], { dtype: qkv.dtype, device: qkv.device })), v: torch.keep(torch.empty([B, this.cfg.blockSize, C], { dtype: qkv.dtype, device: qkv.device })) });
-      kv.k.narrow(1, start, T).copy_(qkv.narrow(2, C, C));
-      kv.v.narrow(1, start, T).copy_(qkv.narrow(2, 2 * C, C));
-      const keys = kv.k.narrow(1, 0, start + T);
-      const values = kv.v.narrow(1, 0, start + T);
-      const q = qkv.narrow(2, 0, C);
-      y = fused
-        ? torch.causalAttention(q.view(B, T, H, D), keys.view(B, start + T, H, D), values.view(B, start + T, H, D)).view(B, T, C)
-        : this.composite(q, torch.cat([keys, values], 2), T, start, B, H, D).reshape(B, T, C);
+    const q = qkv.narrow(2, 0, C);
+    let k = qkv.narrow(2, C, C);
+    let v = qkv.narrow(2, 2 * C, C);
+    const start = cache?.length ?? 0;
+    const Tk = start + T;
+    if (cache) {
+      const buffer = (): torch.Tensor => torch.keep(torch.empty([B, this.cfg.blockSize, C], { dtype: qkv.dtype, device: qkv.device }));
+      const kv = (cache.layers[layer] ??= { k: buffer(), v: buffer() });
+      kv.k.narrow(1, start, T).copy_(k);
+      kv.v.narrow(1, start, T).copy_(v);
+      k = kv.k.narrow(1, 0, Tk);
+      v = kv.v.narrow(1, 0, Tk);
     }
+    // Dropout on the attention weights exists only in the composite path (the fused kernel has none).
+    let y: torch.Tensor;
+    if (!fusedKernelsApply(qkv) || (this.training && this.cfg.dropout > 0)) y = this.composite(q, k, v, start);
+    else if (cache) y = torch.causalAttention(q.view(B, T, H, D), k.view(B, Tk, H, D), v.view(B, Tk, H, D)).view(B, T, C);
+    else y = torch.causalAttentionQKV(qkv, H);
     return this.residDropout.forward(this.c_proj.forward(y));
   }
 
-  /**
-   * The composite path (other devices and dtypes, or attention dropout in training): queries from `q` ([B, T, ≥C],
-   * first C columns), keys and values from `kv` ([B, Tk, ≥3C] as projected, or [B, Tk, 2C] from the cache).
-   */
-  private composite(q: torch.Tensor, kv: torch.Tensor, T: number, start: number, B: number, H: number, D: number): torch.Tensor {
-    const C = H * D;
-    const Tk = start + T;
-    const kvOffset = kv.shape[2] === 2 * C ? 0 : C;
-    const heads = (t: torch.Tensor, len: number): torch.Tensor => t.reshape(B, len, H, D).transpose(1, 2); // [B, H, len, D]
-    const mask = T === 1 ? null : torch.ones([T, Tk], { dtype: 'bool', device: q.device }).triu(start + 1);
-    return causalAttention(heads(q.narrow(2, 0, C), T), heads(kv.narrow(2, kvOffset, C), Tk), heads(kv.narrow(2, kvOffset + C, C), Tk), mask, (w) => this.attnDropout.forward(w));
+  /** The composite path (other devices and dtypes, attention dropout in training): q [B, T, C], k, v [B, Tk, C]. */
+  private composite(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: number): torch.Tensor {
+    const [B, T, C] = q.shape as [number, number, number];
+    const H = this.cfg.nHead;
+    const heads = (t: torch.Tensor): torch.Tensor => t.reshape(B, t.shape[1]!, H, C / H).transpose(1, 2); // [B, H, len, D]
+    const mask = T === 1 ? null : torch.ones([T, start + T], { dtype: 'bool', device: q.device }).triu(start + 1);
+    return causalAttention(heads(q), heads(k), heads(v), mask, (w) => this.attnDropout.forward(w)).reshape(B, T, C);
   }
 }
 
