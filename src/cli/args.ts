@@ -127,10 +127,3 @@ export function flagBoolean(args: ParsedArgs, name: string, fallback = false): b
   if (v === undefined) return fallback;
   return typeof v === 'boolean' ? v : parseBoolean(v, `--${name}`);
 }
-
-/** True when the user asked for help. */
-export function wantsHelp(argv: readonly string[]): boolean {
-  const end = argv.indexOf('--');
-  const head = end >= 0 ? argv.slice(0, end) : argv;
-  return head.includes('--help') || head.includes('-h');
-}
