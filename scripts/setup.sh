@@ -10,7 +10,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # ---- Debian packages
 # A|B: whichever exists on this release (Debian 13 renamed libtcmalloc-minimal4 to libtcmalloc-minimal4t64 and keeps
 # the old name only as a virtual package, which dpkg never reports as installed).
-packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev iproute2 procps chromium)
+packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev iproute2 procps time chromium)
 if [[ -z "${LIBTORCH:-}" ]]; then
   packages+=(libtorch-dev libgloo-dev)
 fi
