@@ -39,15 +39,12 @@ const BASE64 = (() => {
 })();
 
 /**
- * GPT-2's vocabulary as text → rank: every token whose bytes are a whole UTF-8 string (49,912 of the 50,256; the
- * rest are fragments of multi-byte characters, which no piece of text can be). Read from the same gpt2.json that
+ * Calls `visit` with the bytes and rank of every GPT-2 token (not <|endoftext|>), read from the same gpt2.json that
  * tiktoken is built from: lines of `base64 rank`, or the compact `! first_rank base64 base64 …` form (consecutive
- * ranks) that the package ships. Hand-decoded because Buffer.from(…, 'base64') plus a TextDecoder per token cost
- * 155 ms here, this ~40 ms.
+ * ranks) that the package ships. Hand-decoded because Buffer.from(…, 'base64') per token cost 155 ms here (with a
+ * TextDecoder each), this ~40 ms. `bytes` is a view into a reused buffer, valid only during the call.
  */
-export function gpt2VocabPieces(): Map<string, number> {
-  const out = new Map<string, number>();
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
+function forEachGpt2Token(visit: (bytes: Uint8Array, rank: number, ascii: boolean) => void): void {
   const bytes = new Uint8Array(1024);
   const add = (b64: string, rank: number): void => {
     let n = 0;
@@ -67,7 +64,25 @@ export function gpt2VocabPieces(): Map<string, number> {
         if (b >= 0x80) ascii = false;
       }
     }
-    const view = bytes.subarray(0, n);
+    visit(bytes.subarray(0, n), rank, ascii);
+  };
+  for (const line of gpt2Encoding().bpe_ranks.split('\n')) {
+    const parts = line.split(' ');
+    if (parts[0] === '!') {
+      const first = Number(parts[1]);
+      for (let k = 2; k < parts.length; k++) if (parts[k]) add(parts[k]!, first + k - 2);
+    } else if (parts.length === 2) add(parts[0]!, Number(parts[1]));
+  }
+}
+
+/**
+ * GPT-2's vocabulary as text → rank: every token whose bytes are a whole UTF-8 string (49,912 of the 50,256; the
+ * rest are fragments of multi-byte characters, which no piece of text can be).
+ */
+export function gpt2VocabPieces(): Map<string, number> {
+  const out = new Map<string, number>();
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  forEachGpt2Token((view, rank, ascii) => {
     // apply, not spread: spreading a typed array goes through its iterator (3x slower here).
     if (ascii) out.set(String.fromCharCode.apply(null, view as unknown as number[]), rank);
     else {
@@ -77,14 +92,16 @@ export function gpt2VocabPieces(): Map<string, number> {
         // a fragment of a multi-byte character: not text
       }
     }
-  };
-  for (const line of gpt2Encoding().bpe_ranks.split('\n')) {
-    const parts = line.split(' ');
-    if (parts[0] === '!') {
-      const first = Number(parts[1]);
-      for (let k = 2; k < parts.length; k++) if (parts[k]) add(parts[k]!, first + k - 2);
-    } else if (parts.length === 2) add(parts[0]!, Number(parts[1]));
-  }
+  });
+  return out;
+}
+
+/** The bytes of every GPT-2 token, indexed by rank (all 50,256 but <|endoftext|>; copies, not views). */
+export function gpt2TokenBytes(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  forEachGpt2Token((view, rank) => {
+    out[rank] = view.slice();
+  });
   return out;
 }
 
