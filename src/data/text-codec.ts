@@ -3,7 +3,7 @@
 // contain the literal <|endoftext|> marker to mean the end-of-text token.
 import type { Tiktoken } from 'tiktoken/lite/init';
 import { openGpt2Bpe } from './bpe-wasm.js';
-import { GPT2_EOT, GPT2_VOCAB_SIZE } from './tokenizer.js';
+import { GPT2_EOT, GPT2_VOCAB_SIZE, Gpt2Tokenizer } from './tokenizer.js';
 
 const EOT_TEXT = '<|endoftext|>';
 
@@ -17,13 +17,16 @@ export interface TokenStream {
 
 export class TextCodec implements Disposable {
   private enc: Tiktoken | undefined;
+  /** Encoding goes through the data pipeline's tokenizer: same ids, and bounded time on pathological text. */
+  private tokenizer: Gpt2Tokenizer | undefined;
 
-  private constructor(enc: Tiktoken) {
+  private constructor(enc: Tiktoken, tokenizer: Gpt2Tokenizer) {
     this.enc = enc;
+    this.tokenizer = tokenizer;
   }
 
   static async open(): Promise<TextCodec> {
-    return new TextCodec(await openGpt2Bpe());
+    return new TextCodec(await openGpt2Bpe(), await Gpt2Tokenizer.open());
   }
 
   private get e(): Tiktoken {
@@ -33,7 +36,13 @@ export class TextCodec implements Disposable {
 
   /** Encodes a prompt; "<|endoftext|>" in it becomes the end-of-text token. */
   encode(text: string): number[] {
-    return Array.from(this.e.encode(text, [EOT_TEXT]));
+    if (!this.tokenizer) throw new Error('TextCodec used after free()');
+    // tiktoken's encode(text, [EOT_TEXT]) is the ordinary encoding of the text between markers, with the
+    // end-of-text token for each marker; encodeDocuments appends that token after every part, so joining the
+    // parts is the same ids without the last one. (tiktoken's own encode is quadratic in a piece's length and
+    // fails on ~1M-character runs; encodeDocuments is not.)
+    const { tokens } = this.tokenizer.encodeDocuments(text.split(EOT_TEXT));
+    return Array.from(tokens.subarray(0, tokens.length - 1));
   }
 
   /** Bytes of one token. Ids past GPT-2's vocabulary (a padded vocabulary, e.g. 50304) decode to nothing. */
@@ -57,6 +66,8 @@ export class TextCodec implements Disposable {
   }
 
   free(): void {
+    this.tokenizer?.free();
+    this.tokenizer = undefined;
     this.enc?.free();
     this.enc = undefined;
   }
