@@ -12,6 +12,8 @@ import { GPT2_VOCAB_SIZE, type GPTConfig } from '../../src/gpt/config.js';
 import { loadModel, restoreOptimizer, saveModel, saveSnapshot } from '../../src/train/checkpoint.js';
 import { saveTensors } from '../../src/io/tensor-file.js';
 import { UserError } from '../../src/util/errors.js';
+import { SamplerRng } from '../../src/util/rng.js';
+import { sampleRows } from '../../src/gpt/generate.js';
 import { runNode } from '../helpers/children.js';
 import { freePort } from '../helpers/ports.js';
 import { assertUserError, digestTree, nanogpt, NANOGPT_BIN } from '../helpers/cli.js';
@@ -61,6 +63,17 @@ test('nonFiniteCount: one sum in the usual case, an exact count otherwise, no fa
     assert.equal(torch.nonFiniteCount(torch.tensor([1, NaN]).to('bfloat16')), 1);
     const p = torch.ones([3]).requiresGrad_(true);
     assert.equal(torch.nonFiniteCount(p), 0);
+  });
+});
+
+test('finite weights whose logits overflow stop sampling with a message instead of a garbage token', () => {
+  const rngs = [new SamplerRng(1)];
+  torch.scope(() => {
+    const logits = torch.tensor([[1, Infinity, 2]]);
+    for (const temperature of [0, 0.8]) {
+      assert.throws(() => sampleRows(logits, { temperature, topK: undefined, topP: undefined }, rngs), (e: unknown) => e instanceof UserError && /NaN or infinite logits/.test(e.message));
+    }
+    assert.deepEqual(sampleRows(torch.tensor([[1, 9, 2]]), { temperature: 0, topK: undefined, topP: undefined }, rngs), [1]);
   });
 });
 
