@@ -201,7 +201,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const divergence: DivergenceContext = { bf16, modelPath, snapshotPath, lastSnapshotIter: state ? iter : null };
   /** Nothing is written from weights holding NaN or infinity; every rank checks (they hold the same weights). */
+  let weightsCheckedAt = -1; // an evaluation that saves the best model and a snapshot checks once, not twice
   const checkWeightsFinite = (): void => {
+    if (weightsCheckedAt === iter) return;
+    weightsCheckedAt = iter;
     const bad = firstNonFiniteParameter(model);
     if (bad !== null) throw divergedError(`parameter ${bad} holds NaN or infinite values at iteration ${iter}`, divergence);
   };
