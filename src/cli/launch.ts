@@ -8,7 +8,7 @@ import { UserError } from '../util/errors.js';
 import { DEFAULT_MASTER_PORT } from '../distributed/env.js';
 import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../distributed/launch.js';
 import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, openMpiMajorVersion, readHostsFile, sshArgs } from '../distributed/hosts.js';
-import { chooseThreads, findTcmalloc, threadEnv } from '../runtime/threads.js';
+import { chooseThreads, findTcmalloc, threadEnv, tooManyThreads } from '../runtime/threads.js';
 import { tcmallocPreload, withPreload } from '../runtime/allocator.js';
 
 const help = `nanogpt launch — start the ranks of a distributed run
@@ -95,6 +95,9 @@ async function run(argv: string[]): Promise<number> {
 
   if (hostsFile === undefined) {
     // ---- N ranks on this machine.
+    // Checked here only for ranks on this machine: other hosts may have more CPUs, and check their own.
+    const tooMany = threadsFlag === undefined ? null : tooManyThreads(threadsFlag);
+    if (tooMany !== null) throw new UserError(`--threads: ${tooMany}`, 'use at most the number of cores divided by --nproc_per_node (or leave --threads out)');
     const threads = chooseThreads(threadsFlag, nproc);
     Object.assign(extraEnv, threadEnv(threads));
     const masterAddr = masterAddrFlag ?? '127.0.0.1';

@@ -6,6 +6,7 @@ import { flagBoolean, flagNumber, flagString, parseArgs, type ParsedArgs } from 
 import { UserError } from '../util/errors.js';
 import { PRETRAINED } from '../gpt/config.js';
 import type { PretrainedName } from '../gpt/pretrained.js';
+import { tooManyThreads } from '../runtime/threads.js';
 
 /**
  * Where a checkpoint is looked for when --ckpt_path is not given: first where `nanogpt train` writes it with its
@@ -162,12 +163,19 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
     json: flagBoolean(args, 'json'),
     useCache: flagBoolean(args, 'cache', true),
     bf16: dtype === 'bf16',
-    threads: args.flags.has('threads') ? flagNumber(args, 'threads', 1, { integer: true, min: 1 }) : undefined,
+    threads: args.flags.has('threads') ? threadsFlag(args) : undefined,
   };
   if (settings.stream && settings.json) {
     throw new UserError('--stream and --json cannot be combined', '--json prints one object when all samples are done; drop one of the two');
   }
   return settings;
+}
+
+function threadsFlag(args: ParsedArgs): number {
+  const threads = flagNumber(args, 'threads', 1, { integer: true, min: 1 });
+  const tooMany = tooManyThreads(threads);
+  if (tooMany !== null) throw new UserError(`--threads: ${tooMany}`, 'use at most the number of cores (or leave --threads out for libtorch\'s choice)');
+  return threads;
 }
 
 function defaultCkptPath(): string {

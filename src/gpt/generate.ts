@@ -11,6 +11,7 @@
 // our tests and benchmarks, in bf16 it occasionally flips a sampled token (docs/benchmarks.md, "generate").
 import * as torch from '../torch/index.js';
 import { SamplerRng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
 import { EOT_TOKEN } from './config.js';
 import { GPT, type KVCache } from './model.js';
 
@@ -98,6 +99,14 @@ export function sampleRows(logits: torch.Tensor, opts: Pick<GenerateOptions, 'te
     const V = logits.size(-1);
     const rows = logits.reshape(-1, V).float();
     const B = rows.size(0);
+    // Weights are checked when loaded, but finite weights can still overflow float32 on the way to the logits; a
+    // NaN would otherwise become a silent garbage token (greedy argmax and the draw below both accept it).
+    if (torch.nonFiniteCount(rows) > 0) {
+      throw new UserError(
+        'the model produced NaN or infinite logits: its weights are finite but too large for float32 arithmetic',
+        'the checkpoint is unusable for sampling; use an earlier one (or one saved before training diverged)',
+      );
+    }
     if (opts.temperature === 0) return [...(rows.argmax(-1).toTypedArray() as BigInt64Array)].map(Number);
     const tempered = rows.div(opts.temperature);
     // Candidates in descending order of probability when a filter needs the order; all V in vocabulary order else.

@@ -263,6 +263,7 @@ async function readHeaderBytes(handle: FileHandle, fileSize: number, maxHeaderBy
   if (fileSize < 8) throw new UserError(`${path}: the file has ${fileSize} bytes, shorter than the 8-byte header length`, corrupt);
   const prefix = Buffer.alloc(8);
   if ((await readFully(handle, prefix, 0)) < 8) throw new UserError(`${path}: the file ended inside the 8-byte header length`, corrupt);
+  await refusePytorchFormats(handle, fileSize, prefix, path);
   // Compared as a bigint: a corrupt u64 can exceed 2^53 and would round as a number.
   const claimed = prefix.readBigUInt64LE(0);
   if (claimed > BigInt(maxHeaderBytes)) {
@@ -279,6 +280,41 @@ async function readHeaderBytes(handle: FileHandle, fileSize: number, maxHeaderBy
     throw new UserError(`${path}: the file ended inside the header`, corrupt);
   }
   return header;
+}
+
+/**
+ * PyTorch's own checkpoint formats, recognised by their first bytes, so that passing one gets a message saying
+ * what it is and how to convert it rather than "the header claims 85966179152 bytes". torch.save writes a zip
+ * archive (PK\x03\x04) holding <name>/data.pkl, or, before PyTorch 1.6, a bare pickle (\x80 then the protocol
+ * number). A safetensors file whose length prefix happened to start with those bytes would be followed by its
+ * JSON header's "{"; these formats are not.
+ */
+async function refusePytorchFormats(handle: FileHandle, fileSize: number, prefix: Buffer, path: string): Promise<void> {
+  const isZip = prefix.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04]));
+  const isPickle = prefix[0] === 0x80 && prefix[1]! >= 2 && prefix[1]! <= 5;
+  if (!isZip && !isPickle) return;
+  const ninth = Buffer.alloc(1);
+  if ((await readFully(handle, ninth, 8)) === 1 && ninth[0] === 0x7b) return;
+  if (isZip) {
+    // data.pkl is named in the first entry's local header and again in the central directory at the end.
+    const span = Math.min(fileSize, 1 << 16);
+    const head = Buffer.alloc(span);
+    const tail = Buffer.alloc(span);
+    await readFully(handle, head, 0);
+    await readFully(handle, tail, fileSize - span);
+    if (!head.includes('data.pkl') && !tail.includes('data.pkl')) {
+      throw new UserError(`${path} is a zip archive, not a safetensors file`, 'pass the .safetensors file itself (unzip the archive first if it holds one)');
+    }
+  }
+  const kind = isZip ? "PyTorch's zip checkpoint format (torch.save)" : 'a Python pickle (the legacy torch.save format)';
+  const load = `torch.load(${JSON.stringify(path)}, map_location="cpu", weights_only=True)`;
+  throw new UserError(
+    `${path} is ${kind}, not safetensors: nanogpt-ts reads only safetensors files (loading a pickle can run code)`,
+    'download the model.safetensors of the same model instead, or convert this file once with PyTorch and the safetensors package: ' +
+      `python3 -c 'import torch; from safetensors.torch import save_file; sd = ${load}; sd = sd.get("model", sd); ` +
+      `save_file({k: v.contiguous().clone() for k, v in sd.items()}, "model.safetensors")' ` +
+      "(a Hugging Face GPT-2 pytorch_model.bin converts this way; tensors must keep Hugging Face's GPT-2 names and layout)",
+  );
 }
 
 /** Fills `out` from `position`, returning how many bytes were read (fewer only at end of file). */

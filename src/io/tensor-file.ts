@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as torch from '../torch/index.js';
 import { SafetensorsFile, writeSafetensors, type SafetensorsDtype } from './safetensors.js';
 import { downloadFile, parseS3Url, uploadFile } from './object-store.js';
+import { UserError } from '../util/errors.js';
 
 const TO_ST: Record<torch.DType, SafetensorsDtype> = {
   float32: 'F32', bfloat16: 'BF16', float16: 'F16', float64: 'F64', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
@@ -72,11 +73,19 @@ export class TensorReader {
   shape(name: string): number[] {
     return [...this.file.info(name).shape];
   }
+  dtype(name: string): SafetensorsDtype {
+    return this.file.info(name).dtype;
+  }
 
   async get(name: string): Promise<torch.Tensor> {
     const info = this.file.info(name);
     const dtype = FROM_ST[info.dtype];
-    if (!dtype) throw new Error(`${this.source}: tensor ${name} has dtype ${info.dtype}, which the tensor engine cannot hold`);
+    if (!dtype) {
+      throw new UserError(
+        `${this.source}: tensor ${name} has dtype ${info.dtype}, which the tensor engine cannot hold (it holds ${Object.keys(FROM_ST).join(', ')})`,
+        'convert the tensor to one of those dtypes when saving the file',
+      );
+    }
     const bytes = await this.file.read(name);
     return torch.fromBytes(bytes, dtype, info.shape);
   }

@@ -59,13 +59,35 @@ export function defaultThreads(localRanks: number, cores = physicalCores()): num
 }
 
 /**
+ * More intra-op threads than this many per logical CPU only add contention: past it a setting is a typo (100000
+ * threads were once spawned, and the process hung), not a choice.
+ */
+export const MAX_THREADS_PER_CPU = 4;
+
+/** The most intra-op threads a setting may ask for on this machine: MAX_THREADS_PER_CPU × its logical CPUs. */
+export function maxThreads(): number {
+  return MAX_THREADS_PER_CPU * os.availableParallelism();
+}
+
+/** Why `threads` is too many for this machine (for a message naming the setting), or null when it is not. */
+export function tooManyThreads(threads: number): string | null {
+  const max = maxThreads();
+  if (threads <= max) return null;
+  return `${threads} threads is more than ${MAX_THREADS_PER_CPU} × the ${os.availableParallelism()} logical CPUs of this machine (at most ${max})`;
+}
+
+/**
  * Intra-op threads for this process: an explicit choice (a flag or config key, when > 0), else NANOGPT_THREADS
  * (set by `nanogpt launch` for its ranks), else an equal share of the physical cores among `localRanks`.
  */
 export function chooseThreads(explicit: number | undefined, localRanks: number, env: NodeJS.ProcessEnv = process.env): number {
   if (explicit !== undefined && explicit > 0) return explicit;
   const fromEnv = Number(env.NANOGPT_THREADS);
-  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  if (Number.isInteger(fromEnv) && fromEnv > 0) {
+    const tooMany = tooManyThreads(fromEnv);
+    if (tooMany !== null) throw new UserError(`NANOGPT_THREADS=${env.NANOGPT_THREADS}: ${tooMany}`, 'set NANOGPT_THREADS to at most the number of cores, or unset it');
+    return fromEnv;
+  }
   return defaultThreads(localRanks);
 }
 

@@ -2,6 +2,7 @@
 import { native } from './native.js';
 import { dtypeCode, type DType } from './dtype.js';
 import { Tensor, wrap, wrapList, type Scalar } from './tensor.js';
+import { noGrad } from './grad-mode.js';
 
 const handles = (ts: readonly Tensor[]): unknown[] => ts.map((t) => t.handle);
 
@@ -118,4 +119,24 @@ export function linearCrossEntropy(x: Tensor, weight: Tensor, targets: Tensor, o
 /** Frees the bf16 weight copies kept for bf16 autocast (made once per weight version; see native/linear.cc). */
 export function clearCastCache(): void {
   native.clearCastCache();
+}
+/**
+ * How many elements of a floating-point tensor are NaN or ±infinity. One sum decides the usual case (any NaN or
+ * infinity makes the sum non-finite, so a finite sum means none); only a non-finite sum, which finite values can
+ * also reach by overflowing, pays for the exact count.
+ */
+export function nonFiniteCount(t: Tensor): number {
+  return noGrad(() => {
+    const sum = t.sum();
+    const total = sum.item();
+    sum.dispose();
+    if (Number.isFinite(total)) return 0;
+    // x - x is 0 for a finite x and NaN otherwise; NaN is the one value not equal to itself.
+    const diff = t.sub(t);
+    const flags = diff.ne(diff);
+    const count = flags.sum();
+    const n = count.item();
+    for (const x of [diff, flags, count]) x.dispose();
+    return n;
+  });
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UserError } from '../util/errors.js';
 import { isField, SCHEMA, type Field, type Section, type TrainConfig } from './config-schema.js';
+import { tooManyThreads } from '../runtime/threads.js';
 
 type Plain = Record<string, unknown>;
 
@@ -19,6 +20,11 @@ function typeName(t: Field['type']): string {
 
 function checkValue(path: string, value: unknown, field: Field, origin: string): unknown {
   const t = field.type;
+  if (typeof value === 'number' && !Number.isFinite(value) && (t === 'number' || t === 'integer')) {
+    // JSON.stringify would show these as null; YAML reads .inf, .nan and numbers beyond a double (1e400) as them.
+    const what = Number.isNaN(value) ? 'NaN (YAML .nan)' : `${value > 0 ? '' : '-'}infinity (YAML ${value > 0 ? '' : '-'}.inf, or a number too large for a double such as 1e400)`;
+    throw new UserError(`${origin}: ${path} is ${what}, not a finite ${t}`, `set ${path} to ${typeName(t)} (${field.doc})`);
+  }
   const bad = (): never => {
     throw new UserError(`${origin}: ${path} = ${JSON.stringify(value)} is not ${typeof t === 'string' ? `${/^[aeiou]/.test(t) ? 'an' : 'a'} ${t}` : typeName(t)}`, `set ${path} to ${typeName(t)} (${field.doc})`);
   };
@@ -113,6 +119,7 @@ export function loadConfig(opts: { file?: string; overrides?: ReadonlyMap<string
 }
 
 function checkRelations(c: TrainConfig): void {
+  checkSettingsThatCanOnlyBeWrong(c);
   const t = c.trainer_config;
   const positive: [string, number][] = [
     ['block_size', c.block_size],
@@ -130,6 +137,40 @@ function checkRelations(c: TrainConfig): void {
   if (t.grad_clip < 0) throw new UserError(`trainer_config.grad_clip must be >= 0, got ${t.grad_clip}`, 'use 0 to disable clipping');
   if (!(c.model.dropout >= 0 && c.model.dropout < 1)) throw new UserError(`model.dropout must be in [0, 1), got ${c.model.dropout}`, 'use e.g. 0.0 or 0.1');
 }
+
+/** Values no run can mean: each one would fail later, hang, or train nonsense without a word. */
+function checkSettingsThatCanOnlyBeWrong(c: TrainConfig): void {
+  const o = c.optimizer_config;
+  const t = c.trainer_config;
+  const d = c.distributed;
+  for (const [k, v] of [['optimizer_config.beta1', o.beta1], ['optimizer_config.beta2', o.beta2]] as const) {
+    if (!(v >= 0 && v < 1)) throw new UserError(`${k} must be in [0, 1), got ${v}`, `use e.g. beta1: 0.9, beta2: 0.95 (AdamW's moment decay rates; ${v >= 1 ? '1 or more never forgets, and the bias correction divides by zero' : 'a rate is not negative'})`);
+  }
+  if (!(o.eps > 0)) throw new UserError(`optimizer_config.eps must be > 0, got ${o.eps}`, 'use e.g. 1e-8 (it keeps AdamW from dividing by zero)');
+  const nonNegative: [string, number, string][] = [
+    ['optimizer_config.weight_decay', o.weight_decay, 'use e.g. 0.1, or 0 for none'],
+    ['optimizer_config.learning_rate', o.learning_rate, 'use e.g. 6e-4'],
+    ['trainer_config.max_lr', t.max_lr, 'use e.g. 6e-4'],
+    ['trainer_config.min_lr', t.min_lr, 'use e.g. 6e-5'],
+    ['trainer_config.warmup_iters', t.warmup_iters, 'use 0 for no warmup'],
+    ['trainer_config.lr_decay_iters', t.lr_decay_iters, 'use e.g. max_iters'],
+    ['trainer_config.snapshot_interval', t.snapshot_interval, 'use 0 to snapshot at each evaluation only'],
+    ['trainer_config.peak_flops', t.peak_flops, 'use 0 to leave MFU out'],
+    ['threads', c.threads, 'use 0 for the default (physical cores / local ranks)'],
+    ['distributed.main_process_port', d.main_process_port, 'use 0 for MASTER_PORT or 29500'],
+    ['distributed.check_interval', d.check_interval, 'use 0 to compare only at the end'],
+  ];
+  for (const [k, v, fix] of nonNegative) if (v < 0) throw new UserError(`${k} must be >= 0, got ${v}`, fix);
+  const tooMany = tooManyThreads(c.threads);
+  if (tooMany !== null) throw new UserError(`threads: ${tooMany}`, 'use at most the number of cores, or 0 for the default (physical cores / local ranks)');
+  if (d.main_process_port > 65535) throw new UserError(`distributed.main_process_port must be a TCP port (1 to 65535, or 0), got ${d.main_process_port}`, 'use e.g. 29500');
+  if (!(d.timeout_s > 0 && d.timeout_s <= MAX_TIMEOUT_S)) {
+    throw new UserError(`distributed.timeout_s must be > 0 and at most ${MAX_TIMEOUT_S} (a year), got ${d.timeout_s}`, 'use e.g. 300 (seconds a rank waits for its peers)');
+  }
+}
+
+/** A year: longer waits are no different from "forever", and far longer ones overflow the collectives' clocks. */
+const MAX_TIMEOUT_S = 365 * 24 * 3600;
 
 /** Resolves a checkpoint path: s3:// URLs and absolute paths as they are, relative ones inside out_dir. */
 export function resolveRunPath(outDir: string, p: string): string {

@@ -2,25 +2,27 @@
 import * as torch from '../torch/index.js';
 import { UserError } from '../util/errors.js';
 import { GPT } from '../gpt/model.js';
-import { PRESETS, PRETRAINED, validateConfig, type GPTConfig } from '../gpt/config.js';
+import { checkModelConfig, PRESETS, PRETRAINED, TRAIN_CONFIG_NAMES, type GPTConfig } from '../gpt/config.js';
 import { loadModel } from './checkpoint.js';
 import type { TrainConfig } from './config-schema.js';
 
 export function scratchConfig(c: TrainConfig): GPTConfig {
   const preset = PRESETS[c.model.preset];
   if (!preset) throw new UserError(`unknown model.preset '${c.model.preset}'`, `use one of ${Object.keys(PRESETS).join(', ')}`);
-  const cfg: GPTConfig = {
-    nLayer: c.model.n_layer || preset.nLayer,
-    nHead: c.model.n_head || preset.nHead,
-    nEmbd: c.model.n_embd || preset.nEmbd,
-    blockSize: c.block_size,
-    vocabSize: c.model.vocab_size,
-    dropout: c.model.dropout,
-    bias: c.model.bias,
-  };
-  const errors = validateConfig(cfg);
-  if (errors.length) throw new UserError(`invalid model shape: ${errors.join('; ')}`, 'fix the model.* settings');
-  return cfg;
+  // 0 means "the preset's"; anything else, negative included, is the user's value and is checked as given.
+  const pick = (own: number, fromPreset: number): number => (own === 0 ? fromPreset : own);
+  return checkModelConfig(
+    {
+      nLayer: pick(c.model.n_layer, preset.nLayer),
+      nHead: pick(c.model.n_head, preset.nHead),
+      nEmbd: pick(c.model.n_embd, preset.nEmbd),
+      blockSize: c.block_size,
+      vocabSize: c.model.vocab_size,
+      dropout: c.model.dropout,
+      bias: c.model.bias,
+    },
+    { source: 'the training config', names: TRAIN_CONFIG_NAMES, fix: `fix that setting (for model.n_layer, n_head and n_embd, 0 keeps the ${c.model.preset} preset's value)` },
+  );
 }
 
 /** Builds the initial model for a run that does not resume from a snapshot. */

@@ -2,7 +2,7 @@
 // periodic evaluation, best checkpoint, snapshots with exact resume), data-parallel when given a process group.
 import * as torch from '../torch/index.js';
 import type { ProcessGroup } from '../torch/distributed/index.js';
-import { UserError } from '../util/errors.js';
+import { isUserError, UserError } from '../util/errors.js';
 import { GPT } from '../gpt/model.js';
 import { flopsPerToken } from '../gpt/config.js';
 import type { TrainConfig } from './config-schema.js';
@@ -10,11 +10,12 @@ import { resolveRunPath } from './config.js';
 import { BatchLoader, type SamplerState, type Split } from './data.js';
 import { SamplerRng } from '../util/rng.js';
 import { learningRate } from './lr-schedule.js';
-import { loadModel, pathExists, restoreOptimizer, saveModel, saveSnapshot, type TrainState } from './checkpoint.js';
+import { loadModel, pathExists, readRankStates, restoreOptimizer, saveModel, saveSnapshot, type RankStates, type TrainState } from './checkpoint.js';
 import { initialModel, makeOptimizer } from './model-init.js';
 import { MetricsLog } from './metrics.js';
 import { formatCount, formatDuration } from '../util/format.js';
 import { GradientSync, parameterChecksum } from './ddp.js';
+import { divergedError, firstNonFiniteParameter, formatNumber, type DivergenceContext } from './divergence.js';
 import { activeAllocator, ALLOCATOR_ENV } from '../runtime/allocator.js';
 import { chooseThreads } from '../runtime/threads.js';
 
@@ -75,28 +76,34 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let state: TrainState | null = null;
   let opt: torch.AdamW;
   const resume = isMain ? await pathExists(snapshotPath) : false;
-  let snapshotStates: { sampler: SamplerState[]; rng: string[] } | null = null;
-  if (isMain && resume) {
-    say(`resuming from snapshot ${snapshotPath}`);
-    const loaded = await loadModel(snapshotPath, { dropout: c.model.dropout });
-    model = loaded.model;
-    opt = makeOptimizer(model, c);
-    try {
-      state = await restoreOptimizer(loaded.reader, model, opt);
-      const perRank = loaded.reader.metadata.rank_states;
-      snapshotStates = perRank ? (JSON.parse(perRank) as { sampler: SamplerState[]; rng: string[] }) : null;
-    } finally {
-      await loaded.reader.close();
+  let snapshotStates: RankStates | null = null;
+  const initKey = 'nanogpt/init';
+  try {
+    if (isMain && resume) {
+      say(`resuming from snapshot ${snapshotPath}`);
+      const loaded = await loadModel(snapshotPath, { dropout: c.model.dropout });
+      model = loaded.model;
+      opt = makeOptimizer(model, c);
+      try {
+        state = await restoreOptimizer(loaded.reader, model, opt);
+        snapshotStates = readRankStates(loaded.reader, state);
+      } finally {
+        await loaded.reader.close();
+      }
+    } else if (isMain) {
+      model = await initialModel(c, say);
+      opt = makeOptimizer(model, c);
     }
-  } else if (isMain) {
-    model = await initialModel(c, say);
-    opt = makeOptimizer(model, c);
+  } catch (err) {
+    // The other ranks wait for rank 0's model: tell them it will not come, so they stop now with the reason.
+    if (dist && isUserError(err)) await dist.pg.storeSet(initKey, JSON.stringify({ error: err.problem, fix: err.fix }));
+    throw err;
   }
   if (dist) {
     // Other ranks build the same shape from rank 0's description, then take its weights (and moments).
-    const key = 'nanogpt/init';
-    if (isMain) await dist.pg.storeSet(key, JSON.stringify({ modelConfig: model!.config, state, snapshotStates }));
-    const shared = JSON.parse(await dist.pg.storeGet(key)) as { modelConfig: GPT['config']; state: TrainState | null; snapshotStates: typeof snapshotStates };
+    if (isMain) await dist.pg.storeSet(initKey, JSON.stringify({ modelConfig: model!.config, state, snapshotStates }));
+    const shared = JSON.parse(await dist.pg.storeGet(initKey)) as { modelConfig: GPT['config']; state: TrainState | null; snapshotStates: typeof snapshotStates; error?: string; fix?: string };
+    if (shared.error !== undefined) throw new UserError(`rank 0 could not set up the model: ${shared.error}`, shared.fix);
     if (!isMain) {
       model = new GPT(shared.modelConfig);
       opt = makeOptimizer(model, c);
@@ -192,8 +199,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     worldSize: world,
   });
 
+  const divergence: DivergenceContext = { bf16, modelPath, snapshotPath, lastSnapshotIter: state ? iter : null };
+  /** Nothing is written from weights holding NaN or infinity; every rank checks (they hold the same weights). */
+  let weightsCheckedAt = -1; // an evaluation that saves the best model and a snapshot checks once, not twice
+  const checkWeightsFinite = (): void => {
+    if (weightsCheckedAt === iter) return;
+    weightsCheckedAt = iter;
+    const bad = firstNonFiniteParameter(model);
+    if (bad !== null) throw divergedError(`parameter ${bad} holds NaN or infinite values at iteration ${iter}`, divergence);
+  };
+
   let snapshotsThisRun = 0;
   const writeSnapshot = async (): Promise<void> => {
+    checkWeightsFinite();
     // Every rank's sampler and RNG state goes in, so a resume at the same world size is exact on every rank.
     const mine = { sampler: loader.getState(), rng: currentState().rng };
     let perRank = { sampler: [mine.sampler], rng: [mine.rng] };
@@ -218,6 +236,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await saveSnapshot(snapshotPath, model, opt, currentState(), c, { rank_states: JSON.stringify(perRank) });
       say(`snapshot saved to ${snapshotPath} (${Date.now() - t0} ms)`);
     }
+    divergence.lastSnapshotIter = iter;
     if (dist) await dist.pg.barrier(); // the others wait until the snapshot is complete
   };
 
@@ -229,6 +248,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     local.dispose();
     all.forEach((a) => a.dispose());
     if (iter === t.max_iters) log(`parameter checksum at iteration ${iter}: ${values[rank]}`);
+    // Every rank holds the same weights, so every rank sees a non-finite checksum and stops here alike.
+    if (values.some((v) => !Number.isFinite(v))) checkWeightsFinite();
     const bad = values.map((v, r) => (v === values[0] ? -1 : r)).filter((r) => r >= 0);
     if (bad.length) {
       throw new Error(`parameters diverged across ranks at iteration ${iter}: rank(s) ${bad.join(', ')} differ from rank 0 (checksums ${values.join(', ')})`);
@@ -250,7 +271,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       say(`step ${iter}: train loss ${losses.train.toFixed(4)}, val loss ${losses.val.toFixed(4)}`);
       metrics.write({ type: 'eval', iter, train_loss: losses.train, val_loss: losses.val, lr, tokens });
       if (t.eval_only) break;
+      // The losses are averaged over the ranks, so all of them stop here together.
+      if (!Number.isFinite(losses.train) || !Number.isFinite(losses.val)) {
+        throw divergedError(`at step ${iter} the train loss is ${formatNumber(losses.train)} and the val loss ${formatNumber(losses.val)}`, divergence);
+      }
       if (losses.val < bestValLoss) {
+        checkWeightsFinite();
         bestValLoss = losses.val;
         if (iter > 0 || t.max_iters === 0) {
           if (isMain) {
@@ -300,11 +326,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (sync) await sync.averageGradients();
     const commMs = performance.now() - tc;
     const gradNorm = t.grad_clip > 0 ? torch.clipGradNorm(model.parameters(), t.grad_clip) : torch.gradNorm(model.parameters());
+    const loss = lossSum / accum;
+    // Checked before the update, which would spread a NaN into every weight. The gradient norm is the same on every
+    // rank (the gradients were averaged); the loss is each rank's own, so the ranks agree on it with a 1-element
+    // all-reduce, and all of them stop at the same step.
+    let lossBad = !Number.isFinite(loss);
+    if (dist) {
+      const flag = torch.tensor([lossBad ? 1 : 0]);
+      await dist.pg.allreduce(flag, 'max');
+      lossBad = flag.item() > 0;
+      flag.dispose();
+    }
+    if (lossBad || !Number.isFinite(gradNorm)) {
+      const lossText = lossBad && Number.isFinite(loss) ? `${formatNumber(loss)} here but non-finite on another rank` : formatNumber(loss);
+      throw divergedError(`at iteration ${iter + 1} (learning rate ${lr.toExponential(2)}) the loss is ${lossText} and the gradient norm ${formatNumber(gradNorm)}`, divergence);
+    }
     opt.stepWith(lr);
     if (sync) sync.zeroGrad();
     else opt.zeroGrad();
     const ms = performance.now() - t0;
-    const loss = lossSum / accum;
     trainLosses.push(loss);
     tokens += tokensPerStep;
     iter += 1;

@@ -1,4 +1,4 @@
-// Human-readable figures for logs and reports, shared by the trainer and the report writer.
+// Human-readable figures and values for logs, reports and messages.
 
 /** Milliseconds as hh:mm:ss (the original's "Total time taken" format). */
 export function formatDuration(ms: number): string {
@@ -15,4 +15,13 @@ export function formatCount(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
   return String(n);
+}
+
+/** A value as a message shows it: JSON, cut short, with the kinds JSON cannot show named. */
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? 'infinity' : '-infinity';
+  const kind = v === null ? '' : Array.isArray(v) ? 'an array ' : typeof v === 'object' ? 'an object ' : typeof v === 'string' ? 'the string ' : '';
+  const text = JSON.stringify(v) ?? String(v);
+  return kind + (text.length > 60 ? `${text.slice(0, 60)}...` : text);
 }
