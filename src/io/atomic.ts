@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
+import { withPath } from '../util/system-errors.js';
 
 /** A temp-file name beside `finalPath`, so the final rename stays on one file system (and so is atomic). */
 export function tempPathFor(finalPath: string): string {
@@ -26,14 +27,14 @@ export async function writeFileAtomic(
   } catch (err) {
     await handle.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
-    throw err;
+    throw withPath(err, finalPath);
   }
-  await handle.close();
   try {
+    await handle.close();
     await fs.rename(tmp, finalPath);
   } catch (err) {
     await fs.rm(tmp, { force: true });
-    throw err;
+    throw withPath(err, finalPath);
   }
   await fsyncDir(path.dirname(path.resolve(finalPath)));
 }
