@@ -132,6 +132,7 @@ export const prepareCommand: Command = {
         valFraction,
         seed,
         signal: abort.signal,
+        log,
         onProgress: quiet ? undefined : progressReporter(process.stderr),
       });
     } catch (err) {
