@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { TrainConfig } from './config-schema.js';
 import { resolveRunPath } from './config.js';
 import { train, type DistContext, type TrainResult } from './trainer.js';
-import { CollectiveError, ProcessGroup } from '../torch/distributed/index.js';
+import { CollectiveError, ProcessGroup, RendezvousError } from '../torch/distributed/index.js';
 import { UserError } from '../util/errors.js';
 import { discoverRank } from '../distributed/env.js';
 import { writeReport } from '../report/write-report.js';
@@ -31,13 +31,24 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
 async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRank>, log: (line: string) => void): Promise<TrainResult> {
   let dist: DistContext | undefined;
   if (info.worldSize > 1) {
-    const pg = await ProcessGroup.init({
-      rank: info.rank,
-      worldSize: info.worldSize,
-      masterAddr: info.masterAddr,
-      masterPort: info.masterPort,
-      timeoutMs: config.distributed.timeout_s * 1000,
-    });
+    let pg: ProcessGroup;
+    try {
+      pg = await ProcessGroup.init({
+        rank: info.rank,
+        worldSize: info.worldSize,
+        masterAddr: info.masterAddr,
+        masterPort: info.masterPort,
+        timeoutMs: config.distributed.timeout_s * 1000,
+      });
+    } catch (err) {
+      if (!(err instanceof RendezvousError)) throw err;
+      throw new UserError(
+        err.message.split('\n')[0]!,
+        err.addressInUse
+          ? `port ${info.masterPort} is taken on this machine (another run?): choose a free one (MASTER_PORT, nanogpt launch --master_port, distributed.main_process_port) or stop the process that holds it (ss -ltnp | grep :${info.masterPort})`
+          : `${err.advice}; distributed.timeout_s sets how long ranks wait for each other`,
+      );
+    }
     dist = { pg, rank: info.rank, worldSize: info.worldSize, localWorldSize: info.localWorldSize };
   }
   // First Ctrl-C / SIGTERM: finish the step, snapshot, exit; a second one exits at once. SIGUSR2 too: it is what
