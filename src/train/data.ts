@@ -5,7 +5,7 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, read, readSyn
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as torch from '../torch/index.js';
-import { writeBufferAtomic } from '../io/atomic.js';
+import { removeStaleTemps, writeBufferAtomic } from '../io/atomic.js';
 import { readSmallFileSync } from '../io/small-file.js';
 import { UserError } from '../util/errors.js';
 import { withPath } from '../util/system-errors.js';
@@ -141,7 +141,8 @@ export class TokenFile {
       maxToken = scanned.maxToken;
       if (st.size > 1e9) log(`checked ${this.file} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       const record: ScanRecord = { format: 'nanogpt-ts/token-scan', ...key, maxToken };
-      // Only a cache: a data_dir we may not write is fine.
+      // Only a cache: a data_dir we may not write is fine. Temp files of a writer killed earlier go first.
+      await removeStaleTemps(path.dirname(sidecar), [path.basename(sidecar)], { olderThanMs: Date.now(), locked: false });
       await writeBufferAtomic(sidecar, JSON.stringify(record) + '\n').catch(() => undefined);
     }
     if (maxToken >= this.vocabSize) {

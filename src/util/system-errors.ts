@@ -78,7 +78,8 @@ const KNOWN: Record<string, Explain> = {
     fix: 'remove or rename what is in the way, or choose another path',
   }),
   EISDIR: (e) => ({
-    problem: `${e.path ?? 'the path'} is a directory where a file was expected (while ${action(e)})`,
+    // rename(2) reports it for the destination; its path is our temp file.
+    problem: `${(e.syscall === 'rename' ? e.dest : e.path) ?? 'the path'} is a directory where a file was expected (while ${action(e)})`,
     fix: 'give the path of a file, or move the directory out of the way',
   }),
   ENOTDIR: (e) => ({

@@ -34,11 +34,15 @@ const out = (): string => path.join(root, `out${dirs++}`);
 test('an id outside the vocabulary (65535) exits 2 naming the file, token index, byte offset, id and vocab_size', async () => {
   // Far from the start and rare: the start-up scan finds it before any batch could draw it.
   const dir = dataDir(tokens(20_000, { at: 12_345, id: 65535 }));
+  // A cache write killed earlier left its temp file (tempPathFor of the hidden sidecar; its writer is gone).
+  const deadPid = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }));
+  writeFileSync(path.join(dir, `..train.bin.tokens.json.${deadPid}.0badf00d.tmp`), '{');
   const r = await nanogpt(tinyTrainArgs(dir, out()));
   assertUserError(r, /train\.bin: token id 65535 at token index 12345 \(byte offset 24690\) is outside the model's vocabulary \(vocab_size 64, ids 0\.\.63\)/);
   assert.match(r.stderr, /fix: .*nanogpt prepare/);
   // The scan's result is cached beside the file, keyed by its size and mtime; the cached verdict still names the offset.
   assert.ok(readdirSync(dir).includes('.train.bin.tokens.json'));
+  assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
   const again = await nanogpt(tinyTrainArgs(dir, out()));
   assertUserError(again, /token id 65535 at token index 12345 \(byte offset 24690\)/);
   // Fixed in place with the same size: the changed mtime invalidates the cache and the run trains.

@@ -11,6 +11,8 @@ test('known environment codes become UserErrors naming the path and a fix', () =
   const nospc = environmentError(sysErr('ENOSPC', { syscall: 'write', path: '/out/run/snapshot.pt' }));
   assert.equal(nospc?.problem, 'no space left on the device while writing /out/run/snapshot.pt (ENOSPC)');
   assert.match(nospc!.fix!, /df -h \/out\/run/);
+  const isDir = environmentError(sysErr('EISDIR', { syscall: 'rename', path: '/out/.ckpt.pt.1.0badf00d.tmp', dest: '/out/ckpt.pt' }));
+  assert.match(isDir!.problem, /^\/out\/ckpt\.pt is a directory where a file was expected \(while renaming \/out\/\.ckpt\.pt\.1\.0badf00d\.tmp → \/out\/ckpt\.pt\)/);
   const inUse = environmentError(sysErr('EADDRINUSE', { syscall: 'listen', address: '0.0.0.0', port: 29500 }));
   assert.match(inUse!.problem, /listening on 0\.0\.0\.0:29500/);
   for (const code of ['EROFS', 'EACCES', 'EPERM', 'EEXIST', 'EISDIR', 'ENOTDIR', 'EDQUOT', 'EMFILE', 'EIO']) {
