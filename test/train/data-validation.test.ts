@@ -3,7 +3,7 @@
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BatchLoader, TokenFile } from '../../src/train/data.js';
@@ -114,6 +114,23 @@ test('each batch is checked too, so a file changed after the start-up scan canno
       () => f.read(40, new Uint16Array(17)),
       (err: Error) => isUserError(err) && /train\.bin: token id 1000 at token index 50 \(byte offset 100\) is outside/.test(err.message),
     );
+  } finally {
+    f.close();
+  }
+});
+
+test('a cache that lies (hand-edited to a bad max) is rescanned and corrected, not trusted into an error', async () => {
+  const dir = dataDir(tokens(400));
+  const file = path.join(dir, 'train.bin');
+  const sidecar = path.join(dir, '.train.bin.tokens.json');
+  const f = new TokenFile(file, 64);
+  try {
+    await f.checkIds();
+    const record = JSON.parse(readFileSync(sidecar, 'utf8'));
+    assert.equal(record.maxToken, 63);
+    writeFileSync(sidecar, JSON.stringify({ ...record, maxToken: 65535 }));
+    await f.checkIds();
+    assert.equal(JSON.parse(readFileSync(sidecar, 'utf8')).maxToken, 63);
   } finally {
     f.close();
   }
