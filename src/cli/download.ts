@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { downloadFile, exists, s3Url, type TransferProgress } from '../io/object-store.js';
+import { checkBucketName } from '../io/s3-names.js';
 import { UserError } from '../util/errors.js';
 import { flagString, parseArgs } from './args.js';
 import type { Command } from './command.js';
@@ -42,6 +43,7 @@ export const downloadCommand: Command = {
     if (args.positionals.length > 0) throw new UserError(`unexpected argument '${args.positionals[0]}'`, 'see nanogpt download --help');
     const bucket = flagString(args, 'bucket');
     if (!bucket) throw new UserError('--bucket is required', 'nanogpt download --bucket BUCKET (see --help)');
+    checkBucketName(bucket, '--bucket');
     const outDir = flagString(args, 'out_dir', 'data')!;
     let prefix = flagString(args, 'prefix', 'processed/')!;
     if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';

@@ -6,7 +6,7 @@ import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import { UserError } from '../util/errors.js';
 import { DEFAULT_MASTER_PORT } from '../distributed/env.js';
-import { baseEnv, freePort, localSpecs, resolveCommand, supervise, type ProcSpec } from '../distributed/launch.js';
+import { baseEnv, freePort, localSpecs, portProblem, resolveCommand, supervise, type ProcSpec } from '../distributed/launch.js';
 import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, openMpiMajorVersion, readHostsFile, sshArgs } from '../distributed/hosts.js';
 import { chooseThreads, findTcmalloc, threadEnv, tooManyThreads } from '../runtime/threads.js';
 import { tcmallocPreload, withPreload } from '../runtime/allocator.js';
@@ -108,6 +108,7 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(summary + '\n');
       return 0;
     }
+    if (masterPortFlag !== undefined) await checkPortFree(masterPortFlag);
     say(summary);
   } else {
     // ---- Ranks across the machines of a hosts file.
@@ -116,6 +117,7 @@ async function run(argv: string[]): Promise<number> {
     const total = perHost.reduce((a, b) => a + b, 0);
     const masterAddr = masterAddrFlag ?? (await masterAddressFor(hosts));
     const masterPort = masterPortFlag ?? (isThisMachine(hosts[0]!.host) ? await freePort() : DEFAULT_MASTER_PORT);
+    if (masterPortFlag !== undefined && !dryRun && isThisMachine(hosts[0]!.host)) await checkPortFree(masterPortFlag);
     // Remote hosts may differ from this one: without --threads each rank picks its own default there.
     if (threadsFlag !== undefined) Object.assign(extraEnv, threadEnv(threadsFlag));
     const shared = { ...nanogptVars(process.env), ...extraEnv, MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort) };
@@ -156,6 +158,17 @@ async function run(argv: string[]): Promise<number> {
 
   const outcome = await supervise(specs, { graceMs });
   return outcome.exitCode;
+}
+
+/** Rank 0 on this machine would fail its rendezvous on a taken port only after starting every rank: say it now. */
+async function checkPortFree(port: number): Promise<void> {
+  const problem = await portProblem(port);
+  if (problem === 'EADDRINUSE') {
+    throw new UserError(
+      `--master_port ${port} is in use on this machine (another run?)`,
+      `leave --master_port out to get a free port, choose another, or stop the process that holds it (ss -ltnp | grep :${port})`,
+    );
+  }
 }
 
 export const launchCommand: Command = {

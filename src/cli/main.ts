@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isUserError } from '../util/errors.js';
+import { environmentError } from '../util/system-errors.js';
 import type { Command } from './command.js';
 
 /**
@@ -60,13 +61,17 @@ export async function main(argv: string[]): Promise<number> {
   return cmd.run(rest);
 }
 
-/** Entry point used by bin/nanogpt: maps UserError to exit 2 without a stack, anything else to exit 1. */
+/**
+ * Entry point used by bin/nanogpt: maps UserError, and system errors the environment caused (a full disk, a
+ * read-only mount, a port in use: see environmentError), to exit 2 without a stack, anything else to exit 1.
+ */
 export async function runCli(argv: string[]): Promise<void> {
   try {
     process.exitCode = await main(argv);
   } catch (err) {
-    if (isUserError(err)) {
-      process.stderr.write(`error: ${err.message}\n`);
+    const userError = isUserError(err) ? err : environmentError(err);
+    if (userError) {
+      process.stderr.write(`error: ${userError.message}\n`);
       process.exitCode = 2;
     } else {
       process.stderr.write(`internal error (a bug in nanogpt-ts; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);

@@ -3,6 +3,7 @@ import { DEFAULT_OUT_DIR, prepareDataset } from '../data/prepare.js';
 import { progressReporter } from '../data/progress.js';
 import type { DocumentSource } from '../data/source.js';
 import { DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION } from '../data/split.js';
+import { checkBucketName } from '../io/s3-names.js';
 import { UserError } from '../util/errors.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import type { Command } from './command.js';
@@ -91,6 +92,8 @@ export const prepareCommand: Command = {
     const templateFile = flagString(args, 'template');
     if (templateFile && format !== 'alpaca') throw new UserError('--template applies to --format alpaca', 'add --format alpaca');
     const quiet = flagBoolean(args, 'quiet');
+    const bucket = flagString(args, 'bucket');
+    if (bucket !== undefined) checkBucketName(bucket, '--bucket'); // now, not after an hour of tokenizing
     const log = (msg: string): void => {
       if (!quiet) process.stderr.write(`${msg}\n`);
     };
@@ -132,6 +135,7 @@ export const prepareCommand: Command = {
         valFraction,
         seed,
         signal: abort.signal,
+        log,
         onProgress: quiet ? undefined : progressReporter(process.stderr),
       });
     } catch (err) {
@@ -151,7 +155,6 @@ export const prepareCommand: Command = {
         `in ${result.elapsedS.toFixed(1)} s (${(result.bytes / 1e6 / result.elapsedS).toFixed(1)} MB/s)`,
     );
 
-    const bucket = flagString(args, 'bucket');
     if (bucket !== undefined) {
       const store = await optionalModule<ObjectStoreModule>(OBJECT_STORE_MODULE, 'S3 upload (--bucket)');
       log(`uploading to s3://${bucket}/processed/ …`);

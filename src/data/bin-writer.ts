@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { tempPathFor } from '../io/atomic.js';
+import { withPath } from '../util/system-errors.js';
 
 /** Bytes gathered before one write(2): large enough that syscalls are not the cost, small enough to be bounded. */
 const FLUSH_BYTES = 4 * 1024 * 1024;
@@ -63,7 +64,10 @@ export class BinWriter {
       this.hash.update(buf);
       let off = 0;
       while (off < buf.byteLength) {
-        const { bytesWritten } = await handle.write(buf, off, buf.byteLength - off, this.written + off);
+        // A write through a handle reports no path; the user needs to know which file hit the full disk.
+        const { bytesWritten } = await handle.write(buf, off, buf.byteLength - off, this.written + off).catch((err: unknown) => {
+          throw withPath(err, this.finalPath);
+        });
         off += bytesWritten;
       }
       this.written += buf.byteLength;
@@ -91,7 +95,9 @@ export class BinWriter {
   /** Flushes, fsyncs and closes the temp file; returns its size and sha256. The file is not yet renamed. */
   async finish(): Promise<{ bytes: number; sha256: string; tokens: number }> {
     await this.flush();
-    await this.handle!.sync();
+    await this.handle!.sync().catch((err: unknown) => {
+      throw withPath(err, this.finalPath);
+    });
     await this.handle!.close();
     this.handle = undefined;
     return { bytes: this.written, sha256: this.hash.digest('hex'), tokens: this.tokens };

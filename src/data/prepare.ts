@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { writeBufferAtomic } from '../io/atomic.js';
+import { removeStaleTemps, writeBufferAtomic } from '../io/atomic.js';
+import { DirLock } from '../io/dir-lock.js';
 import { UserError } from '../util/errors.js';
 import { BinWriter } from './bin-writer.js';
 import { buildMeta, serializeMeta, type PrepareMeta } from './meta.js';
@@ -52,6 +53,8 @@ export interface PrepareOptions {
   onProgress?: (p: PrepareProgress) => void;
   /** Aborting stops the run; temp files are removed and nothing appears under the final names. */
   signal?: AbortSignal;
+  /** Notes for the user (a stale lock or temp files of a killed run removed). */
+  log?: (line: string) => void;
   /** Test hook: text per worker batch. */
   batchBytes?: number;
 }
@@ -88,7 +91,25 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     throw new UserError(`cannot create the output directory ${outDir}: ${(err as Error).message}`, 'choose a writable --out_dir');
   }
   const finals = { train: path.join(outDir, 'train.bin'), val: path.join(outDir, 'val.bin'), meta: path.join(outDir, 'meta.json') };
-  const writers: Record<SplitName, BinWriter> = { train: await BinWriter.open(finals.train), val: await BinWriter.open(finals.val) };
+  // One prepare per directory at a time (two would replace each other's files), and what a killed one left (its
+  // temp files: `.train.bin.<pid>.<rand>.tmp`…) is removed while we hold the lock.
+  const startedAt = Date.now();
+  const lock = DirLock.acquire(outDir, 'nanogpt prepare', opts.log);
+  let writers: Record<SplitName, BinWriter>;
+  try {
+    const removed = await removeStaleTemps(outDir, Object.values(finals).map((f) => path.basename(f)), { olderThanMs: startedAt, locked: true });
+    for (const f of removed) opts.log?.(`removed ${f}, left by an interrupted prepare`);
+    const train = await BinWriter.open(finals.train);
+    try {
+      writers = { train, val: await BinWriter.open(finals.val) };
+    } catch (err) {
+      await train.abort();
+      throw err;
+    }
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const docs = { train: 0, val: 0 };
   let flushes: Promise<void>[] = [];
   const splitter = new StreamingSplitter<Uint16Array>(valFraction, seed, (split, tokens) => {
@@ -207,5 +228,6 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
       await pool.terminate();
       await Promise.all([writers.train.abort(), writers.val.abort()]);
     }
+    lock.release();
   }
 }

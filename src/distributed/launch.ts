@@ -329,6 +329,19 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * Whether `port` can be listened on here, the way rank 0's TCPStore will (all addresses): the error code when
+ * not (EADDRINUSE: someone holds it), undefined when it is free.
+ */
+export function portProblem(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    srv.listen(port, () => srv.close(() => resolve(undefined)));
+  });
+}
+
 /** The environment a rank inherits: ours, without rank variables meant for the launcher itself. */
 export function baseEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const out = { ...env };

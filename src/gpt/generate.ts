@@ -73,8 +73,10 @@ export function filterTopP(logits: torch.Tensor, p: number): torch.Tensor {
     // (rather than cum - probs) means the comparison at a boundary sees the very sum that reached p.
     const zeroShape = logits.shape;
     zeroShape[last] = 1;
-    const zero = torch.zeros(zeroShape, { device: logits.device });
-    const above = V === 1 ? zero : torch.cat([zero, cum.narrow(-1, 0, V - 1)], -1);
+    // The first rank gets -1, not 0: a p below float32's smallest value (1e-300) rounds to 0 in the comparison, and
+    // 0 >= 0 would remove every token.
+    const first = torch.full(zeroShape, -1, { device: logits.device });
+    const above = V === 1 ? first : torch.cat([first, cum.narrow(-1, 0, V - 1)], -1);
     const removedSorted = above.ge(p);
     // Back from rank order to vocabulary order: sorting the permutation gives its inverse (rank of each token).
     const rank = torch.sort(sorted.indices, -1, false).indices;
@@ -108,7 +110,11 @@ export function sampleRows(logits: torch.Tensor, opts: Pick<GenerateOptions, 'te
       );
     }
     if (opts.temperature === 0) return [...(rows.argmax(-1).toTypedArray() as BigInt64Array)].map(Number);
-    const tempered = rows.div(opts.temperature);
+    // Shifted so each row's largest logit is 0 (softmax is unchanged), and divided in float64 when the temperature
+    // is below float32's range: a tiny temperature (1e-300) then gives 0 and -Infinity, a one-hot choice, where
+    // the plain division gave Infinity - Infinity = NaN and an arbitrary token.
+    const shifted = rows.sub(rows.max(-1, true).values);
+    const tempered = opts.temperature < 1e-30 ? shifted.to('float64').div(opts.temperature) : shifted.div(opts.temperature);
     // Candidates in descending order of probability when a filter needs the order; all V in vocabulary order else.
     let candidates = tempered;
     let ids: BigInt64Array | null = null;

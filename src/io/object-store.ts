@@ -3,6 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type HeadObjectCommandOutput, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { checkBucketName } from './s3-names.js';
 import { UserError } from '../util/errors.js';
 
 /**
@@ -57,6 +58,7 @@ export interface TransferResult {
 export function parseS3Url(url: string): S3Location {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
   if (!m || !m[1]) throw new UserError(`'${url}' is not an S3 URL`, 'write s3://bucket/path/to/object');
+  checkBucketName(m[1], url);
   return { bucket: m[1], key: m[2] ?? '' };
 }
 
@@ -235,6 +237,7 @@ function abortControllerFor(signal: AbortSignal): AbortController {
  * upload redoes only the files that did not finish).
  */
 export async function uploadFile(bucket: string, key: string, file: string, opts: TransferOptions = {}): Promise<TransferResult> {
+  checkBucketName(bucket, 'the bucket');
   const client = opts.client ?? s3Client();
   let size: number;
   try {
@@ -272,6 +275,7 @@ interface PartialState {
  * sha256 in the object's metadata (when it was uploaded by us) before the atomic rename to `dest`.
  */
 export async function downloadFile(bucket: string, key: string, dest: string, opts: TransferOptions = {}): Promise<TransferResult> {
+  checkBucketName(bucket, 'the bucket');
   const client = opts.client ?? s3Client();
   const head = await headObject(client, bucket, key, opts.signal);
   if (!head) throw toS3UserError(Object.assign(new Error('not found'), { name: 'NoSuchKey' }), { bucket, key }, client);

@@ -1,21 +1,61 @@
 // Training batches from nanoGPT-format token files (uint16 little-endian): random windows of block_size + 1
 // tokens read with positional reads, so a 17 GB train.bin is never loaded whole. Sampling is seeded and its state
 // goes into snapshots, so a resumed run draws exactly the batches an uninterrupted run would.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, read, readSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import * as torch from '../torch/index.js';
+import { removeStaleTemps, writeBufferAtomic } from '../io/atomic.js';
+import { readSmallFileSync } from '../io/small-file.js';
 import { UserError } from '../util/errors.js';
+import { withPath } from '../util/system-errors.js';
 import { SamplerRng } from '../util/rng.js';
 
 export type Split = 'train' | 'val';
+
+/** uint16 ids: a vocabulary this large accepts every id, so no check is needed. */
+const ALL_IDS = 65536;
+
+const readAsync = promisify(read);
+
+const DATA_FIX = 'point data_dir at a directory holding regular train.bin and val.bin files (from `nanogpt prepare`)';
+
+/** What a non-regular file is, for messages. */
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Facts about a token file cached beside it (`.<name>.tokens.json`), keyed by size, mtime and inode, so the
+ * full scan for out-of-vocabulary ids runs once per file version rather than at every start.
+ */
+interface ScanRecord {
+  format: 'nanogpt-ts/token-scan';
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  maxToken: number;
+}
 
 export class TokenFile {
   readonly numTokens: number;
   #fd: number;
 
-  constructor(readonly file: string) {
+  /** `vocabSize`: ids at or above it are errors (the model's embedding has no row for them). */
+  constructor(
+    readonly file: string,
+    readonly vocabSize = ALL_IDS,
+  ) {
+    // stat first, so a FIFO is refused before it is opened; the open itself is non-blocking in case the path was
+    // swapped for one in between, and what was opened is checked again.
+    let st: Stats;
     try {
-      this.#fd = openSync(file, 'r');
+      st = statSync(file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new UserError(
@@ -23,7 +63,19 @@ export class TokenFile {
         code === 'ENOENT' ? 'run `nanogpt prepare` first, or point data_dir at a directory with train.bin and val.bin' : 'check the file permissions',
       );
     }
-    const size = fstatSync(this.#fd).size;
+    if (!st.isFile()) throw new UserError(`${file} is ${kindOf(st)}, not a token file`, DATA_FIX);
+    try {
+      this.#fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UserError(`cannot open ${file} (${code ?? (err as Error).message})`, 'check the file permissions');
+    }
+    const opened = fstatSync(this.#fd);
+    if (!opened.isFile()) {
+      closeSync(this.#fd);
+      throw new UserError(`${file} is ${kindOf(opened)}, not a token file`, DATA_FIX);
+    }
+    const size = opened.size;
     if (size % 2 !== 0) {
       closeSync(this.#fd);
       throw new UserError(`${file} has an odd size (${size} bytes), so it is not a uint16 token file`, 'regenerate it with `nanogpt prepare`');
@@ -31,19 +83,122 @@ export class TokenFile {
     this.numTokens = size / 2;
   }
 
-  /** Reads tokens [offset, offset + dst.length) into `dst`. */
+  /** Reads tokens [offset, offset + dst.length) into `dst`, and checks each is inside the vocabulary. */
   read(offset: number, dst: Uint16Array): void {
     const bytes = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
     let done = 0;
     while (done < bytes.length) {
-      const n = readSync(this.#fd, bytes, done, bytes.length - done, offset * 2 + done);
-      if (n === 0) throw new Error(`${this.file}: unexpected end of file at token ${offset + done / 2}`);
+      let n: number;
+      try {
+        n = readSync(this.#fd, bytes, done, bytes.length - done, offset * 2 + done);
+      } catch (err) {
+        throw withPath(err, this.file);
+      }
+      if (n === 0) {
+        throw new UserError(
+          `${this.file} ended at byte ${offset * 2 + done} (token ${offset + Math.floor(done / 2)}), but held ${this.numTokens} tokens ` +
+            'when training started: it was truncated or rewritten during the run',
+          'do not change data files while a run reads them: restore the file (or prepare into a new directory and point data_dir there), then rerun the same command to resume from the last snapshot',
+        );
+      }
       done += n;
     }
+    // ~45 µs for a 32 × 1025 batch: cheap next to a step, and it guards what actually reaches the embedding, even
+    // in a file changed after the start-up scan.
+    if (this.vocabSize < ALL_IDS) {
+      for (let i = 0; i < dst.length; i++) if (dst[i]! >= this.vocabSize) throw this.#outOfVocab(offset + i, dst[i]!);
+    }
+  }
+
+  #outOfVocab(index: number, id: number): UserError {
+    return new UserError(
+      `${this.file}: token id ${id} at token index ${index} (byte offset ${index * 2}) is outside the model's vocabulary ` +
+        `(vocab_size ${this.vocabSize}, ids 0..${this.vocabSize - 1})`,
+      'the file was written for another tokenizer or model: regenerate it with `nanogpt prepare` from the text, or train a model whose vocab_size covers its ids (model.vocab_size when training from scratch)',
+    );
+  }
+
+  /**
+   * Scans the whole file once for ids outside the vocabulary (0.2-0.3 s per 100 MB from the page cache), so a bad
+   * id fails the run at the start instead of whenever a batch first draws it. The file's largest id is cached in
+   * a sidecar keyed by size, mtime and inode (written when the directory allows; a read-only data_dir just scans
+   * each time). Reads are asynchronous, so signals are still handled during a long scan.
+   */
+  async checkIds(log: (line: string) => void = () => undefined): Promise<void> {
+    if (this.vocabSize >= ALL_IDS) return;
+    const st = fstatSync(this.#fd);
+    const sidecar = path.join(path.dirname(this.file), `.${path.basename(this.file)}.tokens.json`);
+    const key = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+    const cached = readScanRecord(sidecar);
+    let maxToken: number;
+    let scanned: Awaited<ReturnType<TokenFile['scan']>> | undefined;
+    if (cached && cached.size === key.size && cached.mtimeMs === key.mtimeMs && cached.ino === key.ino) {
+      maxToken = cached.maxToken;
+    } else {
+      const started = Date.now();
+      if (st.size > 1e9) log(`checking the token ids of ${this.file} (${(st.size / 1e9).toFixed(1)} GB, once per file version)…`);
+      scanned = await this.scan(this.vocabSize);
+      maxToken = scanned.maxToken;
+      if (st.size > 1e9) log(`checked ${this.file} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      await writeScanRecord(sidecar, { format: 'nanogpt-ts/token-scan', ...key, maxToken });
+    }
+    if (maxToken >= this.vocabSize) {
+      const first = scanned ?? (await this.scan(this.vocabSize));
+      if (first.badIndex >= 0) throw this.#outOfVocab(first.badIndex, first.badId);
+      // Only a wrong (hand-edited) cache gets here: correct it.
+      await writeScanRecord(sidecar, { format: 'nanogpt-ts/token-scan', ...key, maxToken: first.maxToken });
+    }
+  }
+
+  /** The largest id, and the first id at or above `limit` (index -1 when none). */
+  async scan(limit: number): Promise<{ maxToken: number; badIndex: number; badId: number }> {
+    const chunk = new Uint16Array(4 << 20);
+    const bytes = new Uint8Array(chunk.buffer);
+    const end = this.numTokens * 2;
+    let maxToken = 0;
+    let badIndex = -1;
+    let badId = 0;
+    for (let pos = 0; pos < end; ) {
+      let n: number;
+      try {
+        n = (await readAsync(this.#fd, bytes, 0, Math.min(bytes.length, end - pos), pos)).bytesRead;
+      } catch (err) {
+        throw withPath(err, this.file);
+      }
+      if (n === 0 || n % 2 !== 0) break; // shrank meanwhile: the batch reads will say so
+      const ids = chunk.subarray(0, n / 2);
+      let m = maxToken;
+      for (let i = 0; i < ids.length; i++) if (ids[i]! > m) m = ids[i]!;
+      if (m >= limit && badIndex < 0) {
+        const i = ids.findIndex((id) => id >= limit);
+        badIndex = pos / 2 + i;
+        badId = ids[i]!;
+      }
+      maxToken = m;
+      pos += n;
+    }
+    return { maxToken, badIndex, badId };
   }
 
   close(): void {
     closeSync(this.#fd);
+  }
+}
+
+/** Only a cache: a data_dir we may not write is fine. Temp files a killed writer left beside it go first. */
+async function writeScanRecord(file: string, record: ScanRecord): Promise<void> {
+  await removeStaleTemps(path.dirname(file), [path.basename(file)], { olderThanMs: Date.now(), locked: false });
+  await writeBufferAtomic(file, JSON.stringify(record) + '\n').catch(() => undefined);
+}
+
+function readScanRecord(file: string): ScanRecord | undefined {
+  try {
+    const r = JSON.parse(readSmallFileSync(file) ?? 'null') as Partial<ScanRecord> | null;
+    if (!r) return undefined;
+    const numbers = [r.size, r.mtimeMs, r.ino, r.maxToken].every((v) => typeof v === 'number' && Number.isFinite(v));
+    return r.format === 'nanogpt-ts/token-scan' && numbers ? (r as ScanRecord) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -67,8 +222,17 @@ export class BatchLoader {
     readonly batchSize: number,
     seed: number,
     readonly device = 'cpu',
+    vocabSize = ALL_IDS,
   ) {
-    this.files = { train: new TokenFile(path.join(dataDir, 'train.bin')), val: new TokenFile(path.join(dataDir, 'val.bin')) };
+    const train = new TokenFile(path.join(dataDir, 'train.bin'), vocabSize);
+    let val: TokenFile;
+    try {
+      val = new TokenFile(path.join(dataDir, 'val.bin'), vocabSize);
+    } catch (err) {
+      train.close();
+      throw err;
+    }
+    this.files = { train, val };
     for (const split of ['train', 'val'] as const) {
       const n = this.files[split].numTokens;
       if (n < blockSize + 2) {
@@ -97,6 +261,11 @@ export class BatchLoader {
       const win = torch.tensor(buf, { shape: [B, T + 1], device: this.device });
       return { x: win.narrow(1, 0, T), y: win.narrow(1, 1, T) };
     });
+  }
+
+  /** The start-up scan of both files for ids outside the vocabulary (see TokenFile.checkIds). */
+  async checkIds(log?: (line: string) => void): Promise<void> {
+    for (const split of ['train', 'val'] as const) await this.files[split].checkIds(log);
   }
 
   getState(): SamplerState {

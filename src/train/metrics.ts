@@ -1,6 +1,7 @@
 // Training output: human lines on stderr and machine-readable JSON lines in <out_dir>/metrics.jsonl.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { withPath } from '../util/system-errors.js';
 
 export class MetricsLog {
   readonly file: string | null;
@@ -17,6 +18,11 @@ export class MetricsLog {
   }
 
   write(record: Record<string, unknown>): void {
-    if (this.file) appendFileSync(this.file, JSON.stringify({ time: new Date().toISOString(), ...record }) + '\n');
+    if (!this.file) return;
+    try {
+      appendFileSync(this.file, JSON.stringify({ time: new Date().toISOString(), ...record }) + '\n');
+    } catch (err) {
+      throw withPath(err, this.file); // a failed write(2) names no file
+    }
   }
 }

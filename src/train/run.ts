@@ -1,10 +1,14 @@
 // Process-level wiring of a training run: rank discovery, the process group, signals, then the trainer.
+import * as path from 'node:path';
 import type { TrainConfig } from './config-schema.js';
+import { resolveRunPath } from './config.js';
 import { train, type DistContext, type TrainResult } from './trainer.js';
-import { CollectiveError, ProcessGroup } from '../torch/distributed/index.js';
+import { CollectiveError, ProcessGroup, RendezvousError } from '../torch/distributed/index.js';
 import { UserError } from '../util/errors.js';
 import { discoverRank } from '../distributed/env.js';
 import { writeReport } from '../report/write-report.js';
+import { DirLock } from '../io/dir-lock.js';
+import { removeStaleTemps } from '../io/atomic.js';
 
 export async function runTraining(config: TrainConfig): Promise<TrainResult> {
   const info = discoverRank(process.env, {
@@ -13,15 +17,38 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
   });
   const prefix = info.worldSize > 1 ? `[rank ${info.rank}] ` : '';
   const log = (line: string): void => void process.stderr.write(prefix + line + '\n');
+  // Only global rank 0 writes out_dir (even when it is on a shared file system), so only it takes the lock.
+  const started = Date.now();
+  const lock = info.rank === 0 ? DirLock.acquire(config.out_dir, 'nanogpt train', log) : undefined;
+  try {
+    if (lock) await removeLeftoverTemps(config, started, log);
+    return await runRanks(config, info, log);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRank>, log: (line: string) => void): Promise<TrainResult> {
   let dist: DistContext | undefined;
   if (info.worldSize > 1) {
-    const pg = await ProcessGroup.init({
-      rank: info.rank,
-      worldSize: info.worldSize,
-      masterAddr: info.masterAddr,
-      masterPort: info.masterPort,
-      timeoutMs: config.distributed.timeout_s * 1000,
-    });
+    let pg: ProcessGroup;
+    try {
+      pg = await ProcessGroup.init({
+        rank: info.rank,
+        worldSize: info.worldSize,
+        masterAddr: info.masterAddr,
+        masterPort: info.masterPort,
+        timeoutMs: config.distributed.timeout_s * 1000,
+      });
+    } catch (err) {
+      if (!(err instanceof RendezvousError)) throw err;
+      throw new UserError(
+        err.message.split('\n')[0]!,
+        err.addressInUse
+          ? `port ${info.masterPort} is taken on this machine (another run?): choose a free one (MASTER_PORT, nanogpt launch --master_port, distributed.main_process_port) or stop the process that holds it (ss -ltnp | grep :${info.masterPort})`
+          : `${err.advice}; distributed.timeout_s sets how long ranks wait for each other`,
+      );
+    }
     dist = { pg, rank: info.rank, worldSize: info.worldSize, localWorldSize: info.localWorldSize };
   }
   // First Ctrl-C / SIGTERM: finish the step, snapshot, exit; a second one exits at once. SIGUSR2 too: it is what
@@ -50,6 +77,27 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
     await dist?.pg.destroy();
+  }
+}
+
+/**
+ * A run killed mid-write (SIGKILL, out of memory, power) leaves the temp file of the checkpoint, snapshot or
+ * report it was writing — a full-size snapshot at 124M parameters is 1.5 GB. With out_dir's lock held, no other
+ * run writes these names there, so the ones older than this run are garbage; in other directories (an absolute
+ * model_path) only those whose writer no longer runs are (see removeStaleTemps).
+ */
+async function removeLeftoverTemps(config: TrainConfig, started: number, log: (line: string) => void): Promise<void> {
+  const t = config.trainer_config;
+  const outputs = [resolveRunPath(config.out_dir, t.model_path), resolveRunPath(config.out_dir, t.snapshot_path), path.join(config.out_dir, 'report.html'), path.join(config.out_dir, 'loss.png')];
+  const byDir = new Map<string, string[]>();
+  for (const p of outputs) {
+    if (p.startsWith('s3://')) continue; // written through os.tmpdir(), not beside the target
+    const dir = path.resolve(path.dirname(p));
+    byDir.set(dir, [...(byDir.get(dir) ?? []), path.basename(p)]);
+  }
+  for (const [dir, names] of byDir) {
+    const removed = await removeStaleTemps(dir, names, { olderThanMs: started, locked: dir === path.resolve(config.out_dir) });
+    for (const f of removed) log(`removed ${f}, left by an interrupted run`);
   }
 }
 

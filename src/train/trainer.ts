@@ -120,7 +120,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 
   // ---- data: each rank its own sample stream
-  const loader = new BatchLoader(c.data_dir, c.block_size, t.batch_size, c.seed + rank, t.device);
+  const loader = new BatchLoader(c.data_dir, c.block_size, t.batch_size, c.seed + rank, t.device, model.config.vocabSize);
+  try {
+    await loader.checkIds(say);
+  } catch (err) {
+    loader.close();
+    throw err;
+  }
   let iter = 0;
   let bestValLoss = Infinity;
   let tokens = 0;

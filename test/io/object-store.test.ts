@@ -37,9 +37,10 @@ after(async () => {
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 test('parseS3Url', () => {
-  assert.deepEqual(parseS3Url('s3://b/k/with/slashes.bin'), { bucket: 'b', key: 'k/with/slashes.bin' });
-  assert.deepEqual(parseS3Url('s3://b'), { bucket: 'b', key: '' });
+  assert.deepEqual(parseS3Url('s3://bkt/k/with/slashes.bin'), { bucket: 'bkt', key: 'k/with/slashes.bin' });
+  assert.deepEqual(parseS3Url('s3://bkt'), { bucket: 'bkt', key: '' });
   assert.throws(() => parseS3Url('http://b/k'), UserError);
+  assert.throws(() => parseS3Url('s3://../../etc'), /'\.\.' is not a valid S3 bucket name/);
 });
 
 test('small file round trip, with sha256 metadata, and a skipped re-upload', async () => {

@@ -1,1 +1,1 @@
-export { ProcessGroup, CollectiveError, localAddressToward, type ProcessGroupOptions, type ReduceOp } from './process-group.js';
+export { ProcessGroup, CollectiveError, RendezvousError, localAddressToward, type ProcessGroupOptions, type ReduceOp } from './process-group.js';

@@ -28,6 +28,18 @@ export class CollectiveError extends Error {
   }
 }
 
+/** Rendezvous failed: a peer did not come, the address is unreachable, or (rank 0) the port is taken. */
+export class RendezvousError extends Error {
+  constructor(
+    message: string,
+    readonly advice: string,
+    readonly addressInUse: boolean,
+  ) {
+    super(`${message}\n  (${advice})`);
+    this.name = 'RendezvousError';
+  }
+}
+
 function isLoopback(addr: string): boolean {
   return addr === 'localhost' || addr.startsWith('127.') || addr === '::1';
 }
@@ -80,9 +92,11 @@ export class ProcessGroup {
     try {
       handle = (await native.pgCreate({ rank, worldSize, masterAddr, masterPort, timeoutMs, hostname })) as Handle;
     } catch (err) {
-      throw new Error(
-        `rank ${rank}/${worldSize}: rendezvous at ${masterAddr}:${masterPort} failed within ${timeoutMs} ms: ${(err as Error).message}\n` +
-          `  (check that all ${worldSize} ranks started, that they agree on MASTER_ADDR/MASTER_PORT, and that the port is reachable)`,
+      const cause = (err as Error).message;
+      throw new RendezvousError(
+        `rank ${rank}/${worldSize}: rendezvous at ${masterAddr}:${masterPort} failed within ${timeoutMs} ms: ${cause}`,
+        `check that all ${worldSize} ranks started, that they agree on MASTER_ADDR/MASTER_PORT, and that the port is reachable`,
+        rank === 0 && /address already in use|errno: 98\b/i.test(cause),
       );
     }
     return new ProcessGroup(handle, rank, worldSize, timeoutMs);
