@@ -130,6 +130,13 @@ function checkRelations(c: TrainConfig): void {
     ['trainer_config.eval_iters', t.eval_iters],
   ];
   for (const [k, v] of positive) if (v < 1) throw new UserError(`${k} must be at least 1, got ${v}`, `set ${k} to a positive integer`);
+  const microBatchTokens = t.batch_size * (c.block_size + 1);
+  if (microBatchTokens > MAX_MICRO_BATCH_TOKENS) {
+    throw new UserError(
+      `trainer_config.batch_size ${t.batch_size} × (block_size ${c.block_size} + 1) is ${microBatchTokens.toExponential(2)} tokens per micro-batch, more than the limit of ${MAX_MICRO_BATCH_TOKENS.toLocaleString('en-US')}`,
+      'lower trainer_config.batch_size (and raise gradient_accumulation_steps to keep the global batch)',
+    );
+  }
   if (t.max_iters < 0) throw new UserError(`trainer_config.max_iters must be >= 0, got ${t.max_iters}`, 'set a non-negative step count');
   if (t.min_lr > t.max_lr) throw new UserError(`trainer_config.min_lr (${t.min_lr}) is above max_lr (${t.max_lr})`, 'make min_lr <= max_lr');
   if (t.decay_lr && t.lr_decay_iters <= t.warmup_iters && t.lr_decay_iters > 0)
@@ -168,6 +175,10 @@ function checkSettingsThatCanOnlyBeWrong(c: TrainConfig): void {
     throw new UserError(`distributed.timeout_s must be > 0 and at most ${MAX_TIMEOUT_S} (a year), got ${d.timeout_s}`, 'use e.g. 300 (seconds a rank waits for its peers)');
   }
 }
+
+// Tokens in one micro-batch: 2^27 already needs terabytes of float32 activations for GPT-2 small, and beyond 2^31 the
+// batch's index tensors overflow the 32-bit indexing of some libtorch kernels.
+const MAX_MICRO_BATCH_TOKENS = 2 ** 27;
 
 /** A year: longer waits are no different from "forever", and far longer ones overflow the collectives' clocks. */
 const MAX_TIMEOUT_S = 365 * 24 * 3600;
