@@ -245,6 +245,9 @@ export async function runSample(s: SampleSettings): Promise<number> {
         samples.push({ text: show(tokens!), tokens: tokens!, seconds });
         out.write(stream.end() + '\n' + `${SAMPLE_SEPARATOR}\n`);
         log(`sample ${i + 1}/${s.numSamples}: ${tokens!.length} tokens in ${seconds.toFixed(2)} s (${(tokens!.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+        // Let the event loop turn between samples: timers, signals and the GC's finalizers of any handle that was
+        // never disposed run only then (disposed ones need nothing, see native/tensor.cc).
+        await new Promise((resolve) => setImmediate(resolve));
       }
     } else {
       const t0 = performance.now();
