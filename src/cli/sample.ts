@@ -1,9 +1,10 @@
 // `nanogpt sample`: text from a trained checkpoint, a snapshot, a Hugging Face GPT-2 file or pretrained GPT-2 —
 // the last step of the original workflow (its sample.py), with the same defaults and the same banners.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs, type ParsedArgs } from './args.js';
-import { UserError } from '../util/errors.js';
+import { isUserError, UserError } from '../util/errors.js';
+import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
 import { PRETRAINED } from '../gpt/config.js';
 import type { PretrainedName } from '../gpt/pretrained.js';
 
@@ -121,8 +122,9 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
   let prompt: string = promptText ?? SAMPLE_DEFAULTS.prompt;
   if (promptFile !== undefined) {
     try {
-      prompt = readFileSync(promptFile, 'utf8');
+      prompt = readBoundedFileSync(promptFile, READ_LIMITS.prompt, '--prompt_file').toString('utf8');
     } catch (err) {
+      if (isUserError(err)) throw err;
       throw new UserError(`cannot read --prompt_file ${promptFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path');
     }
   }

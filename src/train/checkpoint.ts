@@ -1,14 +1,15 @@
 // Checkpoints (the best model) and snapshots (everything needed to resume) as safetensors files: tensors plus
 // JSON metadata. No pickle: loading a file never runs code. Paths may be local or s3://.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as torch from '../torch/index.js';
-import { UserError } from '../util/errors.js';
+import { isUserError, UserError } from '../util/errors.js';
 import { GPT } from '../gpt/model.js';
 import type { GPTConfig } from '../gpt/config.js';
 import { convertLayout, fromHfName, inferConfig, isHfGpt2 } from '../gpt/hf-layout.js';
 import { isRemote, saveTensors, TensorReader } from '../io/tensor-file.js';
 import { exists as s3Exists } from '../io/object-store.js';
+import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
 import type { SamplerState } from './data.js';
 
 export const MODEL_FORMAT = 'nanogpt-ts/model/1';
@@ -87,8 +88,11 @@ function readHfConfig(file: string): { n_head?: number } | undefined {
   const cfgPath = path.join(path.dirname(file), 'config.json');
   if (!existsSync(cfgPath)) return undefined;
   try {
-    return JSON.parse(readFileSync(cfgPath, 'utf8')) as { n_head?: number };
-  } catch {
+    return JSON.parse(readBoundedFileSync(cfgPath, READ_LIMITS.config, 'Hugging Face config').toString('utf8')) as { n_head?: number };
+  } catch (err) {
+    // A FIFO, device or huge file under that name is refused; an unreadable or malformed one is ignored (the
+    // shape is inferred from the weights).
+    if (isUserError(err)) throw err;
     return undefined;
   }
 }
