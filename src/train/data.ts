@@ -1,7 +1,7 @@
 // Training batches from nanoGPT-format token files (uint16 little-endian): random windows of block_size + 1
 // tokens read with positional reads, so a 17 GB train.bin is never loaded whole. Sampling is seeded and its state
 // goes into snapshots, so a resumed run draws exactly the batches an uninterrupted run would.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import * as torch from '../torch/index.js';
 import { UserError } from '../util/errors.js';
@@ -15,7 +15,8 @@ export class TokenFile {
 
   constructor(readonly file: string) {
     try {
-      this.#fd = openSync(file, 'r');
+      // Non-blocking: a FIFO under that name must be refused below, not waited on forever.
+      this.#fd = openSync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new UserError(
@@ -23,7 +24,12 @@ export class TokenFile {
         code === 'ENOENT' ? 'run `nanogpt prepare` first, or point data_dir at a directory with train.bin and val.bin' : 'check the file permissions',
       );
     }
-    const size = fstatSync(this.#fd).size;
+    const st = fstatSync(this.#fd);
+    if (!st.isFile()) {
+      closeSync(this.#fd);
+      throw new UserError(`${file} is not a regular file`, 'point data_dir at a directory with the train.bin and val.bin that nanogpt prepare wrote');
+    }
+    const size = st.size;
     if (size % 2 !== 0) {
       closeSync(this.#fd);
       throw new UserError(`${file} has an odd size (${size} bytes), so it is not a uint16 token file`, 'regenerate it with `nanogpt prepare`');

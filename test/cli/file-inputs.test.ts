@@ -77,3 +77,12 @@ test('report: a FIFO as metrics.jsonl is refused, not waited on', async () => {
   assert.equal(spawnSync('mkfifo', [path.join(out, 'metrics.jsonl')]).status, 0);
   assertUserError(await nanogpt(['report', out]), `error: metrics file ${path.join(out, 'metrics.jsonl')} is a FIFO (named pipe), not a regular file`);
 });
+
+test('a FIFO where a checkpoint or a token file should be is refused, not opened and waited on', async () => {
+  assertUserError(await nanogpt(['sample', '--ckpt_path', fifo]), `error: ${fifo}: not a regular file`);
+  const fifoData = path.join(dir, 'fifo-data');
+  mkdirSync(fifoData);
+  assert.equal(spawnSync('mkfifo', [path.join(fifoData, 'train.bin'), path.join(fifoData, 'val.bin')]).status, 0);
+  const r = await nanogpt(['train', `--data_dir=${fifoData}`, `--out_dir=${path.join(dir, 'fifo-out')}`, '--model.preset=gpt2-tiny', '--block_size=16', '--threads=1']);
+  assertUserError(r, `error: ${path.join(fifoData, 'train.bin')} is not a regular file`);
+});
