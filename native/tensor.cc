@@ -171,7 +171,8 @@ at::Device Dev(const Napi::CallbackInfo& info, size_t i) {
   return at::Device(Str(info, i));  // throws c10::Error with the valid spellings on a bad string
 }
 
-bool IsTensorArg(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && HolderOrNull(info[i]) != nullptr; }
+// Any object is meant as a tensor (Tens then names a disposed or foreign one); everything else is a scalar.
+bool IsTensorArg(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].IsObject(); }
 
 at::Scalar ScalarArg(const Napi::CallbackInfo& info, size_t i) {
   if (info[i].IsBoolean()) return at::Scalar(info[i].As<Napi::Boolean>().Value());
