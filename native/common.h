@@ -11,8 +11,9 @@
 
 namespace nts {
 
-// A JavaScript tensor handle is a napi External pointing at one of these. dispose() resets `t` (dropping this
-// handle's reference to the storage); the GC finalizer deletes the holder and releases whatever is left.
+// A JavaScript tensor handle is a plain object with one of these attached by napi_wrap. dispose() drops `t` (this
+// handle's reference to the storage), detaches the holder and deletes it; the GC finalizer does the same for a
+// handle that was never disposed.
 struct TensorHolder {
   static constexpr uint64_t kMagic = 0x6e616e6f67707421ULL;  // "nanogpt!"
   uint64_t magic = kMagic;

@@ -1,9 +1,10 @@
 // `nanogpt sample`: text from a trained checkpoint, a snapshot, a Hugging Face GPT-2 file or pretrained GPT-2 —
 // the last step of the original workflow (its sample.py), with the same defaults and the same banners.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs, type ParsedArgs } from './args.js';
-import { UserError } from '../util/errors.js';
+import { isUserError, UserError } from '../util/errors.js';
+import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
 import { PRETRAINED } from '../gpt/config.js';
 import type { PretrainedName } from '../gpt/pretrained.js';
 import { tooManyThreads } from '../runtime/threads.js';
@@ -122,8 +123,9 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
   let prompt: string = promptText ?? SAMPLE_DEFAULTS.prompt;
   if (promptFile !== undefined) {
     try {
-      prompt = readFileSync(promptFile, 'utf8');
+      prompt = readBoundedFileSync(promptFile, READ_LIMITS.prompt, '--prompt_file').toString('utf8');
     } catch (err) {
+      if (isUserError(err)) throw err;
       throw new UserError(`cannot read --prompt_file ${promptFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path');
     }
   }
@@ -253,6 +255,9 @@ export async function runSample(s: SampleSettings): Promise<number> {
         samples.push({ text: show(tokens!), tokens: tokens!, seconds });
         out.write(stream.end() + '\n' + `${SAMPLE_SEPARATOR}\n`);
         log(`sample ${i + 1}/${s.numSamples}: ${tokens!.length} tokens in ${seconds.toFixed(2)} s (${(tokens!.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+        // Let the event loop turn between samples: timers, signals and the GC's finalizers of any handle that was
+        // never disposed run only then (disposed ones need nothing, see native/tensor.cc).
+        await new Promise((resolve) => setImmediate(resolve));
       }
     } else {
       const t0 = performance.now();

@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { tempPathFor } from '../io/atomic.js';
 import { withPath } from '../util/system-errors.js';
+import { createExclusive } from '../io/no-follow.js';
 
 /** Bytes gathered before one write(2): large enough that syscalls are not the cost, small enough to be bounded. */
 const FLUSH_BYTES = 4 * 1024 * 1024;
@@ -32,7 +33,7 @@ export class BinWriter {
   static async open(finalPath: string): Promise<BinWriter> {
     await fs.mkdir(path.dirname(path.resolve(finalPath)), { recursive: true });
     const tmp = tempPathFor(finalPath);
-    return new BinWriter(finalPath, await fs.open(tmp, 'w'), tmp);
+    return new BinWriter(finalPath, await createExclusive(tmp, 'temp file'), tmp);
   }
 
   /**

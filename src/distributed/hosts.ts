@@ -2,10 +2,10 @@
 // the command lines that start ranks on those machines: one `mpirun` when Open MPI is installed, else one `ssh`
 // per remote rank. The syntax is a subset of Open MPI's hostfile, so the same file works with mpirun directly.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
-import { UserError } from '../util/errors.js';
+import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
+import { isUserError, UserError } from '../util/errors.js';
 
 export interface HostEntry {
   host: string;
@@ -52,8 +52,9 @@ export function parseHosts(text: string, file = 'hosts file'): HostEntry[] {
 export function readHostsFile(file: string): HostEntry[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedFileSync(file, READ_LIMITS.config, 'hosts file').toString('utf8');
   } catch (err) {
+    if (isUserError(err)) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(`cannot read hosts file '${file}' (${code ?? (err as Error).message})`, 'pass --hosts FILE with one host per line (localhost, node1, node2, ...)');
   }

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { withPath } from '../util/system-errors.js';
+import { createExclusive } from './no-follow.js';
 
 /**
  * A temp-file name beside `finalPath`, so the final rename stays on one file system (and so is atomic):
@@ -78,7 +79,8 @@ export async function writeFileAtomic(
 ): Promise<void> {
   await fs.mkdir(path.dirname(path.resolve(finalPath)), { recursive: true });
   const tmp = tempPathFor(finalPath);
-  const handle = await fs.open(tmp, 'w');
+  // Exclusive: a file or symbolic link already at the temp name is refused, never written through.
+  const handle = await createExclusive(tmp, 'temp file');
   try {
     await write(handle, tmp);
     await handle.sync();

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, promises as fs } from 'node:fs';
+import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
+import { readBoundedFile, readBoundedFileSync } from './bounded-read.js';
+import { createExclusive, openForWrite } from './no-follow.js';
 
 /**
  * A small client for the Hugging Face Hub: which Parquet files make up a dataset split, and a download of any
@@ -43,7 +45,7 @@ export function hubConfigFromEnv(env: NodeJS.ProcessEnv = process.env): HubConfi
   if (!token) {
     const tokenPath = env.HF_TOKEN_PATH || path.join(hfHome, 'token');
     try {
-      token = readFileSync(tokenPath, 'utf8').trim() || undefined;
+      token = readBoundedFileSync(tokenPath, 64 * 1024, 'token file').toString('utf8').trim() || undefined;
     } catch {
       // No saved token: anonymous access, which is all public datasets need.
     }
@@ -105,6 +107,63 @@ export class HubNetworkError extends UserError {}
 const CONVERT_REF = 'refs/convert/parquet';
 const KNOWN_SPLITS = ['train', 'test', 'validation', 'valid', 'val', 'dev', 'eval'];
 
+// What the server sends becomes paths in the cache: snapshots/{sha}/{path}, blobs/{oid}. A mirror that lies
+// (HF_ENDPOINT pointing at a hostile or compromised server) could otherwise write anywhere the user can: a path
+// of ../../../x made the snapshot linker delete a file outside the cache and put a symlink in its place.
+const COMMIT = /^[0-9a-f]{40}$/;
+const GIT_OID = /^[0-9a-f]{40}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const MAX_PATH_BYTES = 4096;
+const MAX_SEGMENT_BYTES = 255;
+/** JSON answers (revision, one page of a tree listing) are kilobytes; more is not a Hub talking. */
+const MAX_JSON_BYTES = 64 * 2 ** 20;
+const TRUSTED_ENDPOINT = 'HF_ENDPOINT must point at the Hugging Face Hub or a mirror you trust (unset it to use https://huggingface.co)';
+
+/**
+ * Why `p` cannot be used as a path relative to a folder of the cache, or undefined when it can: '/'-separated
+ * segments, none empty, '.' or '..', no backslash or control character (NUL included), not absolute, of sane length.
+ */
+export function unsafeRelativePath(p: unknown): string | undefined {
+  if (typeof p !== 'string') return 'not a string';
+  if (p === '') return 'empty';
+  if (Buffer.byteLength(p) > MAX_PATH_BYTES) return `longer than ${MAX_PATH_BYTES} bytes`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(p)) return 'a control character';
+  if (p.includes('\\')) return 'a backslash';
+  if (p.startsWith('/')) return 'an absolute path';
+  for (const seg of p.split('/')) {
+    if (seg === '') return 'an empty segment';
+    if (seg === '.' || seg === '..') return `a '${seg}' segment`;
+    if (Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) return `a segment longer than ${MAX_SEGMENT_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+/** True when `p` lies strictly inside `dir` once both are resolved. */
+function isInside(dir: string, p: string): boolean {
+  const rel = path.relative(path.resolve(dir), path.resolve(p));
+  return rel !== '' && !path.isAbsolute(rel) && rel.split(path.sep)[0] !== '..';
+}
+
+/** A server-sent value for a message: quoted, escaped, and cut short (it may be huge). */
+function shown(value: unknown): string {
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length > 160 ? `${s.slice(0, 160)}…` : s;
+}
+
+/** Checks a repo id before it becomes a cache folder name: owner/name (or a bare name), letters, digits, - _ . */
+export function checkRepoId(repo: string): void {
+  if (repo.length > 256 || !/^[\w.-]+(\/[\w.-]+)?$/.test(repo) || repo.split('/').some((s) => s === '.' || s === '..')) {
+    throw new UserError(`${shown(repo)} is not a Hugging Face repo id`, 'use owner/name, e.g. openai-community/gpt2 (letters, digits, -, _ and .)');
+  }
+}
+
+/** Checks a revision (branch, tag, ref or commit) before it becomes a file under refs/. */
+export function checkRevision(revision: string): void {
+  const why = unsafeRelativePath(revision);
+  if (why) throw new UserError(`revision ${shown(revision)} cannot be used: ${why}`, 'pass a branch, tag or commit such as main, v1.0 or refs/convert/parquet');
+}
+
 export class HubClient {
   readonly config: HubConfig;
 
@@ -114,6 +173,7 @@ export class HubClient {
 
   /** The cache folder of one repo. */
   repoCacheDir(repo: string, repoType: RepoType = 'dataset'): string {
+    checkRepoId(repo);
     return path.join(this.config.cacheDir, `${REPO_KIND[repoType].plural}--${repo.split('/').join('--')}`);
   }
 
@@ -133,7 +193,8 @@ export class HubClient {
     }
     if (res.ok || res.status === 416) return res;
     const code = res.headers.get('x-error-code') ?? '';
-    const body = await res.text().catch(() => '');
+    // Only the start of an error page is shown; the rest is never read.
+    const body = (await boundedText(res, 64 * 1024).catch(() => '')) ?? '';
     const page = `${this.config.endpoint}${REPO_KIND[repoType].resolvePrefix}/${repo}`;
     const kind = repoType; // 'dataset' or 'model', for the messages below
     // The Hub answers 401 (not 404) for a repo that does not exist when the request is anonymous, so the
@@ -161,6 +222,26 @@ export class HubClient {
     throw new HubNetworkError(`${what}: ${this.config.endpoint} answered HTTP ${res.status} ${res.statusText}${body ? `: ${body.slice(0, 200)}` : ''}`, 'run again later; the Hub may be having trouble');
   }
 
+  /**
+   * The error for a server-sent value that cannot be used (it would become a path outside the cache, or is not what
+   * the Hub sends). Not a HubNetworkError: a lying server must stop the command, not send it to the cache.
+   */
+  private unsafe(repo: string, repoType: RepoType, field: string, value: unknown, why: string): UserError {
+    return new UserError(
+      `${this.config.endpoint} sent an unusable ${field} for ${repoType} '${repo}': ${shown(value)} (${why}); nothing was written for it`,
+      TRUSTED_ENDPOINT,
+    );
+  }
+
+  /** Checks a file entry (from a listing, or passed to download) before its path and ids name files in the cache. */
+  private checkFile(repo: string, repoType: RepoType, file: HubFile): void {
+    const why = unsafeRelativePath(file.path);
+    if (why) throw this.unsafe(repo, repoType, "file path ('path' in the tree listing)", file.path, why);
+    if (!Number.isSafeInteger(file.size) || file.size < 0) throw this.unsafe(repo, repoType, `size of ${file.path}`, file.size, 'not a byte count');
+    if (file.gitOid !== undefined && !GIT_OID.test(file.gitOid)) throw this.unsafe(repo, repoType, `git oid of ${file.path} ('oid')`, file.gitOid, 'not 40 hex digits');
+    if (file.sha256 !== undefined && !SHA256.test(file.sha256)) throw this.unsafe(repo, repoType, `sha256 of ${file.path} ('lfs.oid')`, file.sha256, 'not 64 hex digits');
+  }
+
   private networkError(err: unknown, repoType: RepoType = 'dataset'): HubNetworkError {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const detail = cause?.code ?? cause?.message ?? (err as Error).message;
@@ -172,7 +253,10 @@ export class HubClient {
 
   private async getJson<T>(url: string, repo: string, what: string, repoType: RepoType = 'dataset'): Promise<{ data: T; res: Response }> {
     const res = await this.fetchHub(url, repo, what, {}, repoType);
-    const text = await res.text();
+    const text = await boundedText(res, MAX_JSON_BYTES);
+    if (text === undefined) {
+      throw new UserError(`${this.config.endpoint} sent more than ${MAX_JSON_BYTES / 2 ** 20} MiB for ${url} (${what}); a Hugging Face Hub answers in kilobytes`, TRUSTED_ENDPOINT);
+    }
     try {
       return { data: JSON.parse(text) as T, res };
     } catch {
@@ -183,9 +267,11 @@ export class HubClient {
   /** The commit a branch, tag or ref points to (`GET /api/{datasets|models}/{repo}/revision/{rev}`). */
   async commitOf(repo: string, revision: string, repoType: RepoType = 'dataset'): Promise<string> {
     const url = `${this.config.endpoint}/api/${REPO_KIND[repoType].plural}/${repo}/revision/${encodeURIComponent(revision)}`;
-    const { data } = await this.getJson<{ sha?: string }>(url, repo, `resolving revision '${revision}'`, repoType);
-    if (!data.sha) throw new HubNetworkError(`resolving revision '${revision}' of '${repo}': the answer has no commit`, 'check HF_ENDPOINT points at a Hugging Face Hub');
-    return data.sha;
+    const { data } = await this.getJson<{ sha?: unknown } | null>(url, repo, `resolving revision '${revision}'`, repoType);
+    const sha = data?.sha;
+    if (!sha) throw new HubNetworkError(`resolving revision '${revision}' of '${repo}': the answer has no commit`, 'check HF_ENDPOINT points at a Hugging Face Hub');
+    if (typeof sha !== 'string' || !COMMIT.test(sha)) throw this.unsafe(repo, repoType, `commit ('sha' of revision '${revision}')`, sha, 'not 40 lowercase hex digits');
+    return sha;
   }
 
   /** Every file of the repo at a commit (`GET /api/{datasets|models}/{repo}/tree/{commit}?recursive=true`, paginated). */
@@ -193,15 +279,25 @@ export class HubClient {
     type Entry = { type: string; path: string; size?: number; oid?: string; lfs?: { oid?: string; sha256?: string; size?: number } };
     const out: HubFile[] = [];
     let url: string | undefined = `${this.config.endpoint}/api/${REPO_KIND[repoType].plural}/${repo}/tree/${encodeURIComponent(commit)}?recursive=true`;
+    const origin = new URL(url).origin;
+    const seen = new Set<string>();
     while (url) {
+      seen.add(url);
       const { data, res }: { data: Entry[]; res: Response } = await this.getJson<Entry[]>(url, repo, 'listing files', repoType);
+      if (!Array.isArray(data)) throw new HubNetworkError(`listing files of '${repo}': ${url} did not return a list`, 'check HF_ENDPOINT points at a Hugging Face Hub');
       for (const e of data) {
-        if (e.type !== 'file') continue;
-        out.push({ path: e.path, size: e.lfs?.size ?? e.size ?? 0, gitOid: e.oid, sha256: e.lfs?.oid ?? e.lfs?.sha256 });
+        if (e === null || typeof e !== 'object' || e.type !== 'file') continue;
+        const file: HubFile = { path: e.path, size: e.lfs?.size ?? e.size ?? 0, gitOid: e.oid, sha256: e.lfs?.oid ?? e.lfs?.sha256 };
+        this.checkFile(repo, repoType, file);
+        out.push(file);
       }
-      // Large repos are listed page by page; the next page is in an RFC 8288 Link header.
-      const next: RegExpMatchArray | null | undefined = res.headers.get('link')?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
+      // Large repos are listed page by page; the next page is in an RFC 8288 Link header. It must stay on the
+      // endpoint (the request carries the token) and must not send us round in circles.
+      const link = res.headers.get('link');
+      const next: RegExpMatchArray | null | undefined = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
       url = next ? new URL(next[1]!, url).toString() : undefined;
+      if (url !== undefined && new URL(url).origin !== origin) throw this.unsafe(repo, repoType, 'next-page link (Link header)', url, `not on ${origin}`);
+      if (url !== undefined && seen.has(url)) throw this.unsafe(repo, repoType, 'next-page link (Link header)', url, 'a page already listed');
     }
     return out;
   }
@@ -212,6 +308,7 @@ export class HubClient {
    */
   async resolveParquetFiles(repo: string, opts: { split?: string; revision?: string; config?: string; onInfo?: (msg: string) => void } = {}): Promise<ResolvedFiles> {
     const split = opts.split ?? 'train';
+    if (opts.revision !== undefined) checkRevision(opts.revision);
     const candidates = opts.revision ? [opts.revision] : ['main', CONVERT_REF];
     let lastAll: HubFile[] = [];
     let unreachable: UserError | undefined;
@@ -256,9 +353,10 @@ export class HubClient {
   /** The commit and files of a revision already in the cache, for offline use. */
   async cachedSnapshot(repo: string, revision: string, repoType: RepoType = 'dataset'): Promise<{ commit: string; files: HubFile[] } | undefined> {
     const dir = this.repoCacheDir(repo, repoType);
+    if (unsafeRelativePath(revision)) return undefined;
     let commit = revision;
     try {
-      commit = (await fs.readFile(path.join(dir, 'refs', revision), 'utf8')).trim();
+      commit = (await readBoundedFile(path.join(dir, 'refs', revision), 4096, 'ref file')).toString('utf8').trim();
     } catch {
       // `revision` may itself be a commit hash.
     }
@@ -282,17 +380,29 @@ export class HubClient {
   /** Records in the cache which commit `revision` resolved to, so offline runs (ours and Python's) find it. */
   async writeRef(repo: string, revision: string, commit: string, repoType: RepoType = 'dataset'): Promise<void> {
     if (revision === commit) return;
+    checkRevision(revision);
+    if (!COMMIT.test(commit)) throw new UserError(`${shown(commit)} is not a commit id`, 'pass the 40-hex commit the revision resolved to');
     const refPath = path.join(this.repoCacheDir(repo, repoType), 'refs', ...revision.split('/'));
     await fs.mkdir(path.dirname(refPath), { recursive: true });
-    // A ref is tiny and rewritten whole; temp + rename keeps a concurrent reader from seeing half a hash.
+    // A ref is tiny and rewritten whole; temp + rename keeps a concurrent reader from seeing half a hash. The temp
+    // name is predictable, so it is created exclusively: a link planted there is refused, not written through.
     const tmp = `${refPath}.${process.pid}.tmp`;
-    await fs.writeFile(tmp, commit);
+    await fs.rm(tmp, { force: true });
+    const handle = await createExclusive(tmp, 'temp file');
+    await handle.writeFile(commit).finally(() => handle.close());
     await fs.rename(tmp, refPath);
   }
 
   /** Path of a file inside the snapshot folder of a commit (where it appears once downloaded). */
   snapshotPath(repo: string, commit: string, file: string, repoType: RepoType = 'dataset'): string {
-    return path.join(this.repoCacheDir(repo, repoType), 'snapshots', commit, ...file.split('/'));
+    const repoDir = this.repoCacheDir(repo, repoType);
+    const why = unsafeRelativePath(file);
+    if (why) throw new UserError(`${shown(file)} cannot be a file of '${repo}' in the cache: ${why}`);
+    if (!COMMIT.test(commit)) throw new UserError(`${shown(commit)} is not a commit id of '${repo}'`, 'resolve the revision to its 40-hex commit first');
+    const snap = path.join(repoDir, 'snapshots', commit, ...file.split('/'));
+    // Checked again after joining, whatever the rules above miss.
+    if (!isInside(repoDir, snap)) throw new UserError(`${shown(file)} would lie outside the cache folder ${repoDir}`);
+    return snap;
   }
 
   /**
@@ -301,6 +411,7 @@ export class HubClient {
    * request; the finished blob is verified (size, and sha256 or git oid) before it is renamed into place.
    */
   async download(repo: string, commit: string, file: HubFile, onProgress?: (p: DownloadProgress) => void, repoType: RepoType = 'dataset'): Promise<string> {
+    this.checkFile(repo, repoType, file);
     const snap = this.snapshotPath(repo, commit, file.path, repoType);
     const blobId = file.sha256 ?? file.gitOid;
     if (!blobId) {
@@ -337,7 +448,7 @@ export class HubClient {
       let have = (await fs.stat(partial).catch(() => undefined))?.size ?? 0;
       if (have > file.size) {
         // Longer than the file can be: not a prefix of it. Start over.
-        await fs.truncate(partial, 0);
+        await fs.rm(partial, { force: true });
         have = 0;
       }
       if (have === file.size) return;
@@ -361,14 +472,14 @@ export class HubClient {
       if (res.status === 416) {
         // The server has no bytes past `have`: our partial file does not match the remote file. Start over.
         await res.body?.cancel();
-        await fs.truncate(partial, 0);
+        await fs.rm(partial, { force: true });
         failures++;
         continue;
       }
       // 200 to a ranged request means the server ignored the Range header: the body starts at byte 0.
       const append = have > 0 && res.status === 206;
       if (!append) have = 0;
-      const handle = await fs.open(partial, append ? 'a' : 'w');
+      const handle = await openForWrite(partial, append ? 'append' : 'truncate', 'partial download');
       let received = have;
       let progressed = false;
       try {
@@ -377,6 +488,8 @@ export class HubClient {
           await handle.write(chunk);
           received += chunk.byteLength;
           progressed = true;
+          // More than the listing said: stop reading (an endless body must not fill the disk); refused below.
+          if (received > file.size) break;
           onProgress?.({ file: file.path, received, total: file.size, resumedFrom, done: false, cached: false });
         }
         await handle.sync();
@@ -446,6 +559,18 @@ async function linkSnapshot(blob: string, snap: string): Promise<void> {
   } catch {
     await fs.copyFile(blob, snap);
   }
+}
+
+/** The body as text, or undefined (and the rest left unread) once it passes `maxBytes`. */
+async function boundedText(res: Response, maxBytes: number): Promise<string | undefined> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > maxBytes) return undefined; // leaving the loop cancels the stream
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total).toString('utf8');
 }
 
 function sleep(ms: number): Promise<void> {

@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type HeadObjectCommandOutput, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { checkBucketName } from './s3-names.js';
+import { readBoundedFile } from './bounded-read.js';
+import { openForWrite } from './no-follow.js';
 import { UserError } from '../util/errors.js';
 
 /**
@@ -288,7 +290,7 @@ export async function downloadFile(bucket: string, key: string, dest: string, op
 
   let have = 0;
   try {
-    const state = JSON.parse(await fs.readFile(statePath, 'utf8')) as PartialState;
+    const state = JSON.parse((await readBoundedFile(statePath, 64 * 1024, 'download state')).toString('utf8')) as PartialState;
     const st = await fs.stat(partial);
     if (state.etag === etag && state.size === size && st.size <= size) have = st.size;
   } catch {
@@ -296,13 +298,15 @@ export async function downloadFile(bucket: string, key: string, dest: string, op
   }
   const resumedFrom = have;
   if (have === 0) {
-    await fs.writeFile(partial, new Uint8Array());
-    await fs.writeFile(statePath, JSON.stringify({ etag, size } satisfies PartialState));
+    // Beside the user's destination: a link planted under either name is refused, not written through.
+    await (await openForWrite(partial, 'truncate', 'partial download')).close();
+    const state = await openForWrite(statePath, 'truncate', 'download state');
+    await state.writeFile(JSON.stringify({ etag, size } satisfies PartialState)).finally(() => state.close());
   }
 
   const chunk = Math.max(MiB, opts.partSize ?? 8 * MiB);
   const concurrency = Math.max(1, opts.concurrency ?? 4);
-  const handle = await fs.open(partial, 'r+');
+  const handle = await openForWrite(partial, 'update', 'partial download');
   try {
     await handle.truncate(have);
     let next = have;

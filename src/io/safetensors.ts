@@ -1,7 +1,7 @@
 // Reading and writing safetensors files at the byte level. Nothing here knows about tensors in memory: the torch
 // layer turns its tensors into (dtype, shape, bytes) and back. Loading a file never runs code, and a reader
 // validates the whole header before it allocates anything sized by what the header claims.
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from './atomic.js';
@@ -242,7 +242,8 @@ export class SafetensorsFile {
 async function openForReading(path: string): Promise<FileHandle> {
   let handle: FileHandle;
   try {
-    handle = await fs.open(path, 'r');
+    // Non-blocking: a FIFO under that name must be refused below, not waited on forever.
+    handle = await fs.open(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UserError(`${path}: no such file`, 'check the path');

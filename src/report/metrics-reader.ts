@@ -1,6 +1,6 @@
 // Reads <out_dir>/metrics.jsonl (written by src/train/metrics.ts) and summarises a run for the report.
 // Pure: no native addon, no file system beyond the one read in readMetricsFile.
-import { promises as fs } from 'node:fs';
+import { readBoundedFile, READ_LIMITS } from '../io/bounded-read.js';
 
 export interface StartRecord {
   type: 'start';
@@ -217,7 +217,7 @@ export function parseMetrics(text: string): ParsedMetrics {
 }
 
 export async function readMetricsFile(file: string): Promise<ParsedMetrics> {
-  return parseMetrics(await fs.readFile(file, 'utf8'));
+  return parseMetrics((await readBoundedFile(file, READ_LIMITS.metrics, 'metrics file')).toString('utf8'));
 }
 
 export type RunStatus = 'completed' | 'interrupted' | 'incomplete';

@@ -3,7 +3,8 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeBufferAtomic } from '../io/atomic.js';
-import { UserError } from '../util/errors.js';
+import { readBoundedFile, READ_LIMITS } from '../io/bounded-read.js';
+import { isUserError, UserError } from '../util/errors.js';
 import { captureEnvironment, renderHtml } from './html.js';
 import { parseMetrics, summarise } from './metrics-reader.js';
 import { lossChartPng } from './png.js';
@@ -27,8 +28,9 @@ export async function writeReport(outDir: string): Promise<ReportResult> {
   const metricsPath = path.join(outDir, METRICS_FILE);
   let text: string;
   try {
-    text = await fs.readFile(metricsPath, 'utf8');
+    text = (await readBoundedFile(metricsPath, READ_LIMITS.metrics, 'metrics file')).toString('utf8');
   } catch (err) {
+    if (isUserError(err)) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       const dirExists = await fs.stat(outDir).then((st) => st.isDirectory(), () => false);

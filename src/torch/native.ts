@@ -1,11 +1,11 @@
 // Loads the compiled libtorch addon. Everything native goes through this one object; the Tensor class is the typed
-// boundary above it, so the binding itself stays loosely typed (a handle is an opaque napi External).
+// boundary above it, so the binding itself stays loosely typed (a handle is an opaque object).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.js';
 
-/** An opaque native tensor handle (a napi External). */
+/** An opaque native tensor handle (a plain object the addon attaches its tensor to with napi_wrap). */
 export type Handle = { readonly __nativeTensor: unique symbol };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

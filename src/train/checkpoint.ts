@@ -1,9 +1,9 @@
 // Checkpoints (the best model) and snapshots (everything needed to resume) as safetensors files: tensors plus
 // JSON metadata. No pickle: loading a file never runs code. Paths may be local or s3://.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as torch from '../torch/index.js';
-import { UserError } from '../util/errors.js';
+import { isUserError, UserError } from '../util/errors.js';
 import { describeValue } from '../util/format.js';
 import { GPT } from '../gpt/model.js';
 import { checkModelConfig, type GPTConfig, type ModelConfigNames } from '../gpt/config.js';
@@ -14,6 +14,7 @@ import { exists as s3Exists } from '../io/object-store.js';
 import { parseRankStates, parseTrainState, SNAPSHOT_FIX, type RankStates, type TrainState } from './snapshot-state.js';
 
 export type { RankStates, TrainState } from './snapshot-state.js';
+import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
 
 export const MODEL_FORMAT = 'nanogpt-ts/model/1';
 export const SNAPSHOT_FORMAT = 'nanogpt-ts/snapshot/1';
@@ -108,8 +109,10 @@ function readHfConfig(file: string): { path: string; json: Record<string, unknow
   const fix = `repair or delete ${cfgPath} (without it the shape is read from the tensors, with GPT-2's head size of 64)`;
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    json = JSON.parse(readBoundedFileSync(cfgPath, READ_LIMITS.config, 'Hugging Face config').toString('utf8'));
   } catch (err) {
+    // A FIFO, device or huge file under that name is refused with its own message.
+    if (isUserError(err)) throw err;
     throw new UserError(`${cfgPath} is not valid JSON (${(err as Error).message.split('\n')[0]})`, fix);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UserError(`${cfgPath} is ${describeValue(json)}; expected a JSON object`, fix);

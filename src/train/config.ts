@@ -1,8 +1,8 @@
 // Loading and validating the training configuration: YAML file (optional) + `--dotted.key=value` overrides,
 // checked against SCHEMA. Every problem is a UserError naming the key, the value and what was expected.
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { UserError } from '../util/errors.js';
+import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
+import { isUserError, UserError } from '../util/errors.js';
 import { isField, SCHEMA, type Field, type Section, type TrainConfig } from './config-schema.js';
 import { tooManyThreads } from '../runtime/threads.js';
 
@@ -82,8 +82,9 @@ function parseScalar(raw: string): unknown {
 function readYamlFile(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedFileSync(file, READ_LIMITS.config, 'config file').toString('utf8');
   } catch (err) {
+    if (isUserError(err)) throw err;
     throw new UserError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path given to --config');
   }
   try {

@@ -45,7 +45,7 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function gitOid(bytes: Uint8Array): string {
+export function gitOid(bytes: Uint8Array): string {
   return createHash('sha1').update(`blob ${bytes.byteLength}\0`).update(bytes).digest('hex');
 }
 
@@ -164,6 +164,55 @@ export async function startHubServer(repos: Record<string, FixtureRepo>, opts: {
     requests,
     commitOf,
     cutNext: (match, afterBytes) => cuts.push({ match, afterBytes }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** What a hostile (or broken) Hub answers, verbatim: no checking, no consistency between the answers. */
+export interface HostileAnswers {
+  /** The `sha` of every revision answer. */
+  sha: unknown;
+  /** The tree listing, sent as it is. */
+  tree: unknown[];
+  /** A Link header for the tree answer (a next page). */
+  treeLink?: string;
+  /** The bytes of every download, whatever path is asked for. */
+  file: Uint8Array;
+  /** Instead of `file`, send this chunk again and again until the client hangs up. */
+  endless?: Uint8Array;
+}
+
+/** A server at HF_ENDPOINT that lies: it answers the revision, tree and download routes with `answers`. */
+export async function startHostileHubServer(answers: HostileAnswers): Promise<{ endpoint: string; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    requests.push(url);
+    if (url.startsWith('/api/')) {
+      const isTree = /\/tree\//.test(url);
+      res.writeHead(200, { 'content-type': 'application/json', ...(isTree && answers.treeLink ? { link: answers.treeLink } : {}) });
+      res.end(JSON.stringify(isTree ? answers.tree : { id: 'x', sha: answers.sha }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    if (!answers.endless) return res.end(answers.file);
+    const chunk = answers.endless;
+    const pump = (): void => {
+      while (!res.destroyed && res.write(chunk));
+      if (!res.destroyed) res.once('drain', pump);
+    };
+    res.on('close', () => res.removeAllListeners('drain'));
+    pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

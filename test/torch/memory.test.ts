@@ -1,6 +1,50 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as torch from '../../src/torch/index.js';
+import { native } from '../../src/torch/native.js';
+
+test('disposing in a loop that never yields leaves nothing behind: RSS flat over 200,000 handles', () => {
+  // Node runs napi finalizers from setImmediate. When each handle carried one, a disposed handle still left its
+  // finalizer record (~250 bytes) queued until the event loop turned: 200,000 ops grew RSS by ~50 MiB, and a
+  // generation loop, which never yields, grew without bound.
+  const x = torch.keep(torch.zeros([4]));
+  const churn = (n: number): void => {
+    for (let i = 0; i < n; i++) x.add(1).dispose();
+  };
+  churn(20_000);
+  const tensors = torch.memory().tensors;
+  const rss0 = process.memoryUsage().rss;
+  churn(200_000);
+  const growth = (process.memoryUsage().rss - rss0) / 2 ** 20;
+  assert.equal(torch.memory().tensors, tensors);
+  assert.ok(growth < 12, `RSS grew by ${growth.toFixed(1)} MiB over 200,000 created and disposed tensors`);
+  x.dispose();
+});
+
+test('a raw handle: disposed once, then refused by every op; one never disposed is freed by the GC', async () => {
+  const t = torch.tensor([1, 2, 3]);
+  const handle = t.handle;
+  t.dispose();
+  assert.equal(native.isDisposed(handle), true);
+  native.dispose(handle); // a second dispose is a no-op
+  assert.throws(() => native.add(handle, 1), /argument 0 is not a tensor \(or is a disposed one\)/);
+  assert.throws(() => native.add({}, 1), /argument 0 is not a tensor/);
+
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const before = torch.memory().tensors;
+  (() => {
+    for (let i = 0; i < 100; i++) torch.keep(torch.zeros([8]));
+  })();
+  assert.equal(torch.memory().tensors, before + 100);
+  for (let i = 0; i < 5 && torch.memory().tensors > before; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal(torch.memory().tensors, before, 'forgotten handles are released by their finalizers');
+});
 
 test('2,000 forward/backward/AdamW iterations keep tensor count constant and RSS flat', () => {
   torch.manualSeed(0);

@@ -1,5 +1,5 @@
-import { promises as fs } from 'node:fs';
-import { UserError } from '../../util/errors.js';
+import { readBoundedFile, READ_LIMITS } from '../../io/bounded-read.js';
+import { isUserError, UserError } from '../../util/errors.js';
 
 /**
  * How an Alpaca record (instruction / input / output) becomes one training document: the prompt for its case
@@ -26,8 +26,9 @@ export const DEFAULT_ALPACA_TEMPLATE: AlpacaTemplate = {
 export async function loadAlpacaTemplate(file: string): Promise<AlpacaTemplate> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = (await readBoundedFile(file, READ_LIMITS.config, 'template')).toString('utf8');
   } catch (err) {
+    if (isUserError(err)) throw err;
     throw new UserError(`cannot read the template ${file}: ${(err as Error).message}`, 'pass an existing JSON file to --template');
   }
   let obj: unknown;

@@ -1,6 +1,7 @@
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { UserError } from '../../util/errors.js';
+import { readBoundedFileSync, READ_LIMITS } from '../../io/bounded-read.js';
+import { isUserError, UserError } from '../../util/errors.js';
 import type { Document } from '../document.js';
 import type { DocumentSource, WorkerUnit } from '../source.js';
 import type { ParquetRows } from '../parquet.js';
@@ -125,8 +126,9 @@ function fileLineChunks(file: string): AsyncGenerator<{ bytes: Uint8Array; first
  */
 async function readWhole(file: string): Promise<Buffer> {
   try {
-    return readFileSync(file);
+    return readBoundedFileSync(file, READ_LIMITS.document, 'document file', 'split it into smaller files, or pass --split_on_blank_lines to read it as one document per block');
   } catch (err) {
+    if (isUserError(err)) throw err;
     throw describeFsError(file, err);
   }
 }
