@@ -4,6 +4,7 @@
 // and no more than `maxBytes` are ever read.
 import { closeSync, constants, fstatSync, openSync, promises as fs, readSync, type Stats } from 'node:fs';
 import { UserError } from '../util/errors.js';
+import { fileKind } from '../util/format.js';
 
 /** The usual limits, by what the file is. A file over its limit is almost surely the wrong file. */
 export const READ_LIMITS = {
@@ -25,16 +26,8 @@ function mib(n: number): string {
   return n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`;
 }
 
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return 'a FIFO (named pipe)';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
 function notRegular(file: string, what: string, st: Stats): UserError {
-  return new UserError(`${what} ${file} is ${kindOf(st)}, not a regular file`, `pass a regular file as the ${what}`);
+  return new UserError(`${what} ${file} is ${fileKind(st)}, not a regular file`, `pass a regular file as the ${what}`);
 }
 
 function tooLarge(file: string, what: string, size: string, maxBytes: number, fix?: string): UserError {
@@ -90,5 +83,17 @@ export async function readBoundedFile(file: string, maxBytes: number, what: stri
     return Buffer.concat(chunks, total);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * The text of a small file we keep beside user data (a lock, a cache), or undefined when it is missing,
+ * unreadable, not a regular file or larger than `maxBytes`: for files whose absence or damage the caller handles.
+ */
+export function readSmallFileSync(file: string, maxBytes = 64 * 1024): string | undefined {
+  try {
+    return readBoundedFileSync(file, maxBytes, 'file').toString('utf8');
+  } catch {
+    return undefined;
   }
 }

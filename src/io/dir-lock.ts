@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../util/errors.js';
 import { pidAlive } from './atomic.js';
-import { readSmallFileSync } from './small-file.js';
+import { readSmallFileSync } from './bounded-read.js';
 
 export const LOCK_FILE = '.nanogpt.lock';
 

@@ -4,6 +4,7 @@
 import { closeSync, constants, fstatSync, openSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { UserError } from '../util/errors.js';
+import { fileKind } from '../util/format.js';
 
 /** How the file is opened: appended to, emptied first, or read and written at any offset (must exist). */
 export type WriteMode = 'append' | 'truncate' | 'update';
@@ -35,15 +36,6 @@ function notRegular(file: string, what: string, kind: string): UserError {
   return new UserError(`${what} ${file} is ${kind}, not a regular file`, `remove it or use another output folder`);
 }
 
-/** What a file that is not a regular one is, for the message. */
-function kindOf(st: { isFIFO(): boolean; isDirectory(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a plain file';
-}
-
 /** Opens `file` for writing, refusing a symbolic link or anything but a regular file there. Returns the fd. */
 export function openForWriteSync(file: string, mode: WriteMode, what: string): number {
   let fd: number;
@@ -55,7 +47,7 @@ export function openForWriteSync(file: string, mode: WriteMode, what: string): n
   const st = fstatSync(fd);
   if (!st.isFile()) {
     closeSync(fd);
-    throw notRegular(file, what, kindOf(st));
+    throw notRegular(file, what, fileKind(st));
   }
   return fd;
 }
@@ -71,7 +63,7 @@ export async function openForWrite(file: string, mode: WriteMode, what: string):
   const st = await handle.stat();
   if (!st.isFile()) {
     await handle.close();
-    throw notRegular(file, what, kindOf(st));
+    throw notRegular(file, what, fileKind(st));
   }
   return handle;
 }

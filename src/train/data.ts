@@ -6,8 +6,9 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as torch from '../torch/index.js';
 import { removeStaleTemps, writeBufferAtomic } from '../io/atomic.js';
-import { readSmallFileSync } from '../io/small-file.js';
+import { readSmallFileSync } from '../io/bounded-read.js';
 import { UserError } from '../util/errors.js';
+import { fileKind } from '../util/format.js';
 import { withPath } from '../util/system-errors.js';
 import { SamplerRng } from '../util/rng.js';
 
@@ -21,15 +22,6 @@ const readAsync = promisify(read);
 const DATA_FIX = 'point data_dir at a directory holding regular train.bin and val.bin files (from `nanogpt prepare`)';
 
 /** What a non-regular file is, for messages. */
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO (named pipe)';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
 /**
  * Facts about a token file cached beside it (`.<name>.tokens.json`), keyed by size, mtime and inode, so the
  * full scan for out-of-vocabulary ids runs once per file version rather than at every start.
@@ -63,7 +55,7 @@ export class TokenFile {
         code === 'ENOENT' ? 'run `nanogpt prepare` first, or point data_dir at a directory with train.bin and val.bin' : 'check the file permissions',
       );
     }
-    if (!st.isFile()) throw new UserError(`${file} is ${kindOf(st)}, not a token file`, DATA_FIX);
+    if (!st.isFile()) throw new UserError(`${file} is ${fileKind(st)}, not a token file`, DATA_FIX);
     try {
       this.#fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     } catch (err) {
@@ -73,7 +65,7 @@ export class TokenFile {
     const opened = fstatSync(this.#fd);
     if (!opened.isFile()) {
       closeSync(this.#fd);
-      throw new UserError(`${file} is ${kindOf(opened)}, not a token file`, DATA_FIX);
+      throw new UserError(`${file} is ${fileKind(opened)}, not a token file`, DATA_FIX);
     }
     const size = opened.size;
     if (size % 2 !== 0) {

@@ -25,3 +25,13 @@ export function describeValue(v: unknown): string {
   const text = JSON.stringify(v) ?? String(v);
   return kind + (text.length > 60 ? `${text.slice(0, 60)}...` : text);
 }
+
+/** What a file that is not a regular one is, for messages ("… is a FIFO (named pipe), not a token file"). */
+export function fileKind(st: { isFIFO(): boolean; isDirectory(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
