@@ -26,6 +26,21 @@ export const SAMPLE_DEFAULTS = {
   seed: 1337,
 } as const;
 
+// Limits on what one command can ask for: beyond them a run is a mistyped flag, not a plan (10^5 samples of 10^6
+// tokens is already days of decoding for GPT-2 small).
+const MAX_SAMPLES = 100_000;
+const MAX_NEW_TOKENS = 1_000_000;
+// Samples decoded together share one forward pass per token; their KV cache (2 × layers × block × n_embd floats
+// each, 75 MB for GPT-2 small) bounds how many fit in memory at once.
+const KV_CACHE_BUDGET_BYTES = 2 * 2 ** 30;
+const MAX_BATCH = 256;
+
+/** How many samples one batch decodes: as many as fit the KV cache budget, at least 1, at most MAX_BATCH. */
+export function samplesPerBatch(cfg: { nLayer: number; blockSize: number; nEmbd: number }): number {
+  const perSample = 2 * cfg.nLayer * cfg.blockSize * cfg.nEmbd * 4;
+  return Math.max(1, Math.min(MAX_BATCH, Math.floor(KV_CACHE_BUDGET_BYTES / perSample)));
+}
+
 export const PROMPT_BANNER = 'Input Prompt: ';
 export const GENERATED_BANNER = '--------------- Generated Text ---------------';
 export const SAMPLE_SEPARATOR = '-'.repeat(40);
@@ -46,8 +61,8 @@ Prompt:
   --prompt_file FILE     read the prompt from a file instead
 
 Sampling:
-  --num_samples N        samples to draw (default ${SAMPLE_DEFAULTS.numSamples})
-  --max_new_tokens N     tokens per sample (default ${SAMPLE_DEFAULTS.maxNewTokens})
+  --num_samples N        samples to draw (default ${SAMPLE_DEFAULTS.numSamples}, at most ${MAX_SAMPLES.toLocaleString('en-US')})
+  --max_new_tokens N     tokens per sample (default ${SAMPLE_DEFAULTS.maxNewTokens}, at most ${MAX_NEW_TOKENS.toLocaleString('en-US')})
   --temperature T        >= 0; lower is more conservative, 0 is greedy argmax (default ${SAMPLE_DEFAULTS.temperature})
   --top_k K              sample among the K likeliest tokens, K >= 1, or 'none' (default ${SAMPLE_DEFAULTS.topK})
   --top_p P              nucleus sampling: the smallest set of likeliest tokens with probability >= P, in (0, 1]
@@ -65,7 +80,8 @@ Output and speed:
                          half the memory traffic per token; needs a CPU with bf16 units to be faster)
   --threads N            libtorch intra-op threads (default: libtorch's choice)
 
-All samples are decoded together as one batch (one forward pass per token for all of them), except with --stream,
+Samples are decoded together in batches (one forward pass per token for the whole batch; as many samples per batch
+as fit in ${KV_CACHE_BUDGET_BYTES / 2 ** 30} GiB of KV cache, at most ${MAX_BATCH}), except with --stream,
 which prints them one after another. A context longer than the model's block size slides: the model sees the last
 block_size tokens. Logs go to stderr; samples to stdout.
 
@@ -154,8 +170,8 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
   const settings: SampleSettings = {
     source,
     prompt,
-    numSamples: flagNumber(args, 'num_samples', SAMPLE_DEFAULTS.numSamples, { integer: true, min: 1 }),
-    maxNewTokens: flagNumber(args, 'max_new_tokens', SAMPLE_DEFAULTS.maxNewTokens, { integer: true, min: 0 }),
+    numSamples: flagNumber(args, 'num_samples', SAMPLE_DEFAULTS.numSamples, { integer: true, min: 1, max: MAX_SAMPLES }),
+    maxNewTokens: flagNumber(args, 'max_new_tokens', SAMPLE_DEFAULTS.maxNewTokens, { integer: true, min: 0, max: MAX_NEW_TOKENS }),
     temperature,
     topK,
     topP,
@@ -260,15 +276,23 @@ export async function runSample(s: SampleSettings): Promise<number> {
         await new Promise((resolve) => setImmediate(resolve));
       }
     } else {
-      const t0 = performance.now();
-      const all = generateBatch(model, promptTokens, s.numSamples, { ...options, seed: s.seed });
-      const seconds = (performance.now() - t0) / 1000;
-      const total = all.reduce((n, t) => n + t.length, 0);
-      for (const tokens of all) {
-        samples.push({ text: show(tokens), tokens, seconds });
-        if (!s.json) out.write(`${show(tokens)}\n${SAMPLE_SEPARATOR}\n`);
+      // Batches bounded by memory; sample i still draws from the generator seeded (seed, i), so the texts do not
+      // depend on how the samples are grouped.
+      const perBatch = samplesPerBatch(cfg);
+      for (let first = 0; first < s.numSamples; first += perBatch) {
+        const n = Math.min(perBatch, s.numSamples - first);
+        const t0 = performance.now();
+        const batch = generateBatch(model, promptTokens, n, { ...options, seed: s.seed, firstSample: first });
+        const seconds = (performance.now() - t0) / 1000;
+        const total = batch.reduce((sum, t) => sum + t.length, 0);
+        for (const tokens of batch) {
+          samples.push({ text: show(tokens), tokens, seconds });
+          if (!s.json) out.write(`${show(tokens)}\n${SAMPLE_SEPARATOR}\n`);
+        }
+        const which = n === s.numSamples ? '' : ` (${first + 1}–${first + n} of ${s.numSamples})`;
+        log(`${n} sample${n === 1 ? '' : 's'} decoded together${which}: ${total} tokens in ${seconds.toFixed(2)} s (${(total / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+        await new Promise((resolve) => setImmediate(resolve)); // signals and timers between batches
       }
-      log(`${s.numSamples} sample${s.numSamples === 1 ? '' : 's'} decoded together: ${total} tokens in ${seconds.toFixed(2)} s (${(total / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
     }
     if (s.json) {
       const doc = {

@@ -95,10 +95,10 @@ function metadataModelConfig(reader: TensorReader, overrides: Partial<GPTConfig>
   }
   const r = raw as Record<string, unknown>;
   const candidate = { nLayer: r.nLayer, nHead: r.nHead, nEmbd: r.nEmbd, blockSize: r.blockSize, vocabSize: r.vocabSize, dropout: r.dropout, bias: r.bias };
-  return checkModelConfig(
-    { ...candidate, ...overrides },
-    { source: reader.source, names: METADATA_NAMES, fix: 'the checkpoint is damaged or was edited; use another checkpoint (or put back a good copy)' },
-  );
+  const context = { source: reader.source, names: METADATA_NAMES, fix: 'the checkpoint is damaged or was edited; use another checkpoint (or put back a good copy)' };
+  // The file's own values first: an override (sample sets dropout 0) must not hide a field the file lies about.
+  checkModelConfig(candidate, context);
+  return checkModelConfig({ ...candidate, ...overrides }, context);
 }
 
 /** config.json beside a local Hugging Face weights file: its path and its JSON object, or undefined when absent. */

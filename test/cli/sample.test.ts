@@ -8,10 +8,11 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/torch/index.js';
 import { GPT } from '../../src/gpt/model.js';
 import { GPT2_VOCAB_SIZE } from '../../src/gpt/config.js';
-import { saveModel, saveSnapshot } from '../../src/train/checkpoint.js';
+import { loadModel, saveModel, saveSnapshot } from '../../src/train/checkpoint.js';
 import { convertLayout, hfConfigJson } from '../../src/gpt/hf-layout.js';
 import { saveTensors } from '../../src/io/tensor-file.js';
-import { GENERATED_BANNER, SAMPLE_SEPARATOR } from '../../src/cli/sample.js';
+import { GENERATED_BANNER, SAMPLE_SEPARATOR, samplesPerBatch } from '../../src/cli/sample.js';
+import { generateBatch } from '../../src/gpt/generate.js';
 
 // Compiled to dist/test/cli/: the repository root is three levels up.
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -98,6 +99,28 @@ test('--json prints one parsable object; same seed, same tokens; greedy with and
   const greedyNoCache = run(['--temperature', '0', '--no_cache', '--prompt', 'Once upon a time, in a land far away, there lived a']);
   assert.equal(greedyNoCache.settings.kv_cache, false);
   assert.deepEqual(greedyNoCache.samples[0]!.tokens, greedy.samples[0]!.tokens);
+});
+
+test('more samples than one batch holds: later batches continue the per-sample seeds', async () => {
+  const cfg = { nLayer: 1, blockSize: 16, nEmbd: 16 };
+  assert.equal(samplesPerBatch(cfg), 256);
+  assert.equal(samplesPerBatch({ nLayer: 12, blockSize: 1024, nEmbd: 768 }), 28); // GPT-2 small: 75 MB each in 2 GiB
+  assert.equal(samplesPerBatch({ nLayer: 1000, blockSize: 1 << 20, nEmbd: 4096 }), 1);
+  const r = nanogpt(['sample', '--ckpt_path', ckpt, '--max_new_tokens', '3', '--num_samples', '258', '--seed', '5', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /256 samples decoded together \(1–256 of 258\)/);
+  assert.match(r.stderr, /2 samples decoded together \(257–258 of 258\)/);
+  const doc = JSON.parse(r.stdout) as { prompt_tokens: number[]; samples: { tokens: number[] }[] };
+  assert.equal(doc.samples.length, 258);
+  // Sample i draws from the generator seeded (seed, i) whatever batch it is in: the last two, decoded alone here.
+  const loaded = await loadModel(ckpt, { dropout: 0 });
+  await loaded.reader.close();
+  try {
+    const alone = generateBatch(loaded.model, doc.prompt_tokens, 2, { maxNewTokens: 3, temperature: 0.6, topK: 200, seed: 5, firstSample: 256 });
+    assert.deepEqual(alone, doc.samples.slice(256).map((x) => x.tokens));
+  } finally {
+    loaded.model.dispose();
+  }
 });
 
 test('--stream prints the same text as the batch output', () => {
