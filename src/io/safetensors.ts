@@ -4,6 +4,7 @@
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { UserError } from '../util/errors.js';
+import { fileKind } from '../util/format.js';
 import { writeFileAtomic } from './atomic.js';
 import {
   DEFAULT_MAX_HEADER_BYTES,
@@ -253,7 +254,7 @@ async function openForReading(path: string): Promise<FileHandle> {
   const stat = await handle.stat();
   if (!stat.isFile()) {
     await handle.close();
-    throw new UserError(`${path}: not a regular file`, 'pass the path of a .safetensors file');
+    throw new UserError(`${path} is ${fileKind(stat)}, not a checkpoint file`, 'pass the path of a .safetensors file');
   }
   return handle;
 }

@@ -38,7 +38,7 @@ function assertUserError(r: ChildResult, expected: string): void {
 }
 
 test('sample --prompt_file: /dev/zero, a FIFO and an oversized file are refused at once', async () => {
-  assertUserError(await nanogpt(['sample', '--prompt_file', '/dev/zero']), 'error: --prompt_file /dev/zero is a device, not a regular file');
+  assertUserError(await nanogpt(['sample', '--prompt_file', '/dev/zero']), 'error: --prompt_file /dev/zero is a character device, not a regular file');
   const r = await nanogpt(['sample', '--prompt_file', fifo]);
   assertUserError(r, `error: --prompt_file ${fifo} is a FIFO (named pipe), not a regular file`);
   assert.ok(r.ms < 30_000);
@@ -79,10 +79,10 @@ test('report: a FIFO as metrics.jsonl is refused, not waited on', async () => {
 });
 
 test('a FIFO where a checkpoint or a token file should be is refused, not opened and waited on', async () => {
-  assertUserError(await nanogpt(['sample', '--ckpt_path', fifo]), `error: ${fifo}: not a regular file`);
+  assertUserError(await nanogpt(['sample', '--ckpt_path', fifo]), `error: ${fifo} is a FIFO (named pipe), not a checkpoint file`);
   const fifoData = path.join(dir, 'fifo-data');
   mkdirSync(fifoData);
   assert.equal(spawnSync('mkfifo', [path.join(fifoData, 'train.bin'), path.join(fifoData, 'val.bin')]).status, 0);
   const r = await nanogpt(['train', `--data_dir=${fifoData}`, `--out_dir=${path.join(dir, 'fifo-out')}`, '--model.preset=gpt2-tiny', '--block_size=16', '--threads=1']);
-  assertUserError(r, `error: ${path.join(fifoData, 'train.bin')} is not a regular file`);
+  assertUserError(r, `error: ${path.join(fifoData, 'train.bin')} is a FIFO (named pipe), not a token file`);
 });

@@ -82,7 +82,7 @@ test('readBoundedFile: regular files up to the limit; devices, FIFOs, directorie
   assert.ok(readBoundedFileSync('/proc/self/status', 1 << 20, 'x').toString().includes('Pid:'));
   assert.throws(() => readBoundedFileSync('/proc/self/status', 16, 'x'), userError(/is more than 16 bytes, over the limit/));
   const t0 = Date.now();
-  assert.throws(() => readBoundedFileSync('/dev/zero', 1 << 20, '--prompt_file'), userError(/--prompt_file \/dev\/zero is a device, not a regular file/));
+  assert.throws(() => readBoundedFileSync('/dev/zero', 1 << 20, '--prompt_file'), userError(/--prompt_file \/dev\/zero is a character device, not a regular file/));
   assert.throws(() => readBoundedFileSync(fifo, 1 << 20, 'hosts file'), userError(/hosts file .*fifo is a FIFO \(named pipe\), not a regular file/));
   await assert.rejects(readBoundedFile(fifo, 1 << 20, 'metrics file'), userError(/is a FIFO/));
   assert.throws(() => readBoundedFileSync(dir, 1 << 20, 'config file'), userError(/is a directory, not a regular file/));
@@ -97,7 +97,7 @@ test('configs and hosts files are bounded: a huge or special file is a UserError
   truncateSync(big, 5 * 2 ** 20); // sparse: nothing is read
   assert.throws(() => loadConfig({ file: big }), userError(/config file .*big\.yaml is 5\.0 MiB, over the limit of 4\.0 MiB/));
   assert.throws(() => loadConfig({ file: fifo }), userError(/config file .*fifo is a FIFO/));
-  assert.throws(() => loadConfig({ file: '/dev/zero' }), userError(/config file \/dev\/zero is a device/));
+  assert.throws(() => loadConfig({ file: '/dev/zero' }), userError(/config file \/dev\/zero is a character device/));
   assert.throws(() => readHostsFile(fifo), userError(/hosts file .*fifo is a FIFO/));
   assert.throws(() => loadConfig({ file: path.join(dir, 'missing.yaml') }), userError(/cannot read config file .*missing\.yaml: ENOENT/));
 });
