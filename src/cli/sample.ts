@@ -5,6 +5,7 @@ import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs, type ParsedArgs } from './args.js';
 import { isUserError, UserError } from '../util/errors.js';
 import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
+import { decodeText } from '../data/utf8.js';
 import { PRETRAINED } from '../gpt/config.js';
 import type { PretrainedName } from '../gpt/pretrained.js';
 import { tooManyThreads } from '../runtime/threads.js';
@@ -139,7 +140,7 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
   let prompt: string = promptText ?? SAMPLE_DEFAULTS.prompt;
   if (promptFile !== undefined) {
     try {
-      prompt = readBoundedFileSync(promptFile, READ_LIMITS.prompt, '--prompt_file').toString('utf8');
+      prompt = decodeText(readBoundedFileSync(promptFile, READ_LIMITS.prompt, '--prompt_file'), promptFile);
     } catch (err) {
       if (isUserError(err)) throw err;
       throw new UserError(`cannot read --prompt_file ${promptFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path');

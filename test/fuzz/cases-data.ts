@@ -168,3 +168,55 @@ export function sampleCases(): FuzzCase[] {
     sampleCase('an unknown flag', () => ['--temprature', '0.5'], /temprature/),
   ];
 }
+
+function pathCase(name: string, setup: (dir: string, fx: Fixtures) => string[], expect: RegExp): FuzzCase {
+  return { family: 'paths', name, setup, expect };
+}
+
+/** Output and input locations that are the wrong kind of thing, or links planted to redirect a write. */
+export function pathCases(): FuzzCase[] {
+  const victim = (dir: string): string => {
+    const v = path.join(dir, 'victim.txt');
+    writeFileSync(v, 'precious\n');
+    return v;
+  };
+  return [
+    pathCase('train out_dir is a file', (d, fx) => {
+      writeFileSync(path.join(d, 'out'), 'a file\n');
+      return ['train', ...fx.trainArgs, '--out_dir=out'];
+    }, /out/),
+    pathCase('prepare out_dir is a file', (d) => {
+      writeFileSync(path.join(d, 'a.txt'), 'one\n\ntwo\n');
+      writeFileSync(path.join(d, 'data'), 'a file\n');
+      return ['prepare', 'a.txt', '--split_on_blank_lines', '--out_dir', 'data', '--quiet'];
+    }, /data/),
+    pathCase('export out_dir is a file', (d, fx) => {
+      writeFileSync(path.join(d, 'hf'), 'a file\n');
+      return ['export', '--ckpt_path', fx.ckpt, '--out_dir', 'hf'];
+    }, /hf/),
+    pathCase('data_dir is a file', (d, fx) => {
+      writeFileSync(path.join(d, 'data'), 'a file\n');
+      return ['train', ...fx.trainArgs, '--data_dir=data', '--out_dir=out'];
+    }, /data/),
+    pathCase('metrics.jsonl is a link to another file', (d, fx) => {
+      mkdirSync(path.join(d, 'out'));
+      symlinkSync(victim(d), path.join(d, 'out', 'metrics.jsonl'));
+      return ['train', ...fx.trainArgs, '--out_dir=out'];
+    }, /metrics\.jsonl/),
+    pathCase('the snapshot path is a directory', (d, fx) => {
+      mkdirSync(path.join(d, 'out', 'snapshot.pt'), { recursive: true });
+      return ['train', ...fx.trainArgs, '--out_dir=out'];
+    }, /snapshot\.pt/),
+    pathCase('the snapshot path is a FIFO', (d, fx) => {
+      mkdirSync(path.join(d, 'out'));
+      mkfifoSync(path.join(d, 'out', 'snapshot.pt'));
+      return ['train', ...fx.trainArgs, '--out_dir=out'];
+    }, /snapshot\.pt/),
+    pathCase('the lock file is a link to another file', (d, fx) => {
+      mkdirSync(path.join(d, 'out'));
+      symlinkSync(victim(d), path.join(d, 'out', '.nanogpt.lock'));
+      return ['train', ...fx.trainArgs, '--out_dir=out'];
+    }, /lock/),
+    pathCase('--ckpt_path in a bucket named ../..', () => ['sample', '--ckpt_path', 's3://../../ckpt.pt'], /bucket/),
+  ];
+}

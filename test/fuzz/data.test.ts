@@ -1,5 +1,5 @@
-// Fuzz: token files, text sources and sampling flags that can only be wrong.
-import { sampleCases, textCases, tokenCases } from './cases-data.js';
+// Fuzz: token files, text sources, sampling flags and paths that can only be wrong.
+import { pathCases, sampleCases, textCases, tokenCases } from './cases-data.js';
 import { fuzzFamily } from './fixtures.js';
 
-fuzzFamily('hostile token files, text sources and sampling flags', [...tokenCases(), ...textCases(), ...sampleCases()]);
+fuzzFamily('hostile token files, text sources, sampling flags and paths', [...tokenCases(), ...textCases(), ...sampleCases(), ...pathCases()]);

@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/train/config.js';
 import { scratchConfig } from '../../src/train/model-init.js';
 import { saveTensors } from '../../src/io/tensor-file.js';
 import { UserError } from '../../src/util/errors.js';
-import { assertUserError, digestTree, nanogpt } from '../helpers/cli.js';
+import { assertUserError, digestTree, nanogptSync } from '../helpers/nanogpt-cli.js';
 import { editJsonMetadata, editSafetensors } from '../helpers/safetensors-edit.js';
 import { writePatternCorpus } from '../helpers/corpus.js';
 
@@ -59,8 +59,8 @@ async function refused(file: string, pattern: RegExp): Promise<void> {
   });
 }
 
-function sample(file: string): ReturnType<typeof nanogpt> {
-  return nanogpt(['sample', '--ckpt_path', file, '--max_new_tokens', '2', '--num_samples', '1', '--prompt', 'a'], { cwd: dir });
+function sample(file: string): ReturnType<typeof nanogptSync> {
+  return nanogptSync(['sample', '--ckpt_path', file, '--max_new_tokens', '2', '--num_samples', '1', '--prompt', 'a'], { cwd: dir });
 }
 
 test('the good checkpoint loads (the cases below differ from it only where they say)', () => {
@@ -116,7 +116,7 @@ test('export and train --init_from refuse a lying checkpoint and leave existing 
   writeFileSync(path.join(out, 'model.safetensors'), 'earlier export');
   writeFileSync(path.join(out, 'config.json'), '{"earlier": true}');
   const before = digestTree(out);
-  assertUserError(nanogpt(['export', '--ckpt_path', bad, '--out_dir', out]), /model_config\.nLayer is -1/);
+  assertUserError(nanogptSync(['export', '--ckpt_path', bad, '--out_dir', out]), /model_config\.nLayer is -1/);
   assert.deepEqual(digestTree(out), before);
 
   const data = writePatternCorpus({});
@@ -126,7 +126,7 @@ test('export and train --init_from refuse a lying checkpoint and leave existing 
   writeFileSync(path.join(runDir, 'metrics.jsonl'), '{"type":"start"}\n');
   const runBefore = digestTree(runDir);
   try {
-    const r = nanogpt(['train', `--data_dir=${data}`, `--out_dir=${runDir}`, `--init_from=${lyingConfig('init-heads', { nHead: 5 })}`, '--block_size=8', '--threads=1']);
+    const r = nanogptSync(['train', `--data_dir=${data}`, `--out_dir=${runDir}`, `--init_from=${lyingConfig('init-heads', { nHead: 5 })}`, '--block_size=8', '--threads=1']);
     assertUserError(r, /model_config\.nEmbd \(16\) is not divisible by model_config\.nHead \(5\)/);
     assert.deepEqual(digestTree(runDir), runBefore);
   } finally {
@@ -155,7 +155,7 @@ test('the training config goes through the same check: negative and absurd model
   const out = path.join(dir, 'scratch-out');
   try {
     const base = ['train', `--data_dir=${data}`, `--out_dir=${out}`, '--block_size=8', '--threads=1', '--model.preset=gpt2-tiny'];
-    assertUserError(nanogpt([...base, '--model.n_layer=-1']), /the training config: model\.n_layer is -1; expected a whole number from 1 to 1,024/);
+    assertUserError(nanogptSync([...base, '--model.n_layer=-1']), /the training config: model\.n_layer is -1; expected a whole number from 1 to 1,024/);
     const c = loadConfig({ overrides: { 'model.preset': 'gpt2-tiny', block_size: '8' } });
     const scratch = (model: Partial<typeof c.model>) => () => scratchConfig({ ...c, model: { ...c.model, ...model } });
     assert.throws(scratch({ n_head: 3 }), /model\.n_embd \(64\) is not divisible by model\.n_head \(3\)/);

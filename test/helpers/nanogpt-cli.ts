@@ -1,7 +1,9 @@
 // Driving the real `bin/nanogpt` in child processes: tiny training runs and checks of how a command failed.
 import * as assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNode, type ChildResult } from './children.js';
 
@@ -48,9 +50,36 @@ export async function waitForFile(file: string, timeoutMs = 60_000): Promise<voi
 }
 
 /** Exit 2, the message matches, no stack trace, no "internal error". */
-export function assertUserError(r: ChildResult, pattern: RegExp): void {
-  assert.equal(r.code, 2, `exit code ${r.code} (signal ${r.signal}); stderr:\n${r.stderr}`);
-  assert.match(r.stderr, pattern);
+export function assertUserError(r: { code: number | null; signal?: NodeJS.Signals | null; stderr: string }, pattern: RegExp | string): void {
+  assert.equal(r.code, 2, `exit code ${r.code} (signal ${r.signal ?? null}); stderr:\n${r.stderr}`);
+  if (typeof pattern === 'string') assert.ok(r.stderr.includes(pattern), `stderr lacks ${JSON.stringify(pattern)}:\n${r.stderr}`);
+  else assert.match(r.stderr, pattern);
   assert.doesNotMatch(r.stderr, /internal error/);
   assert.doesNotMatch(r.stderr, /\n\s+at .*:\d+:\d+/, 'no stack trace');
+}
+
+/** Runs `nanogpt ...args` synchronously with one intra-op thread (killed after `timeoutMs`), for in-order checks. */
+export function nanogptSync(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd: opts.cwd,
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 60_000,
+    env: { ...process.env, OMP_NUM_THREADS: '1', ...opts.env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** sha256 of every file under `dir` (relative name → digest), to show a refused command changed nothing there. */
+export function digestTree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!existsSync(dir)) return out;
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d).sort()) {
+      const p = path.join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[path.relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
 }

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { UserError } from '../../src/util/errors.js';
-import { assertUserError, digestTree, nanogpt } from '../helpers/cli.js';
+import { assertUserError, digestTree, nanogptSync } from '../helpers/nanogpt-cli.js';
 import { writeRaw } from '../helpers/safetensors-edit.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-pickle-'));
@@ -72,12 +72,12 @@ test('a safetensors file whose length prefix begins like a pickle still opens', 
 });
 
 test('sample, export and train name a PyTorch checkpoint where they expect safetensors', () => {
-  assertUserError(nanogpt(['sample', '--ckpt_path', torchZip]), /model\.pt is PyTorch's zip checkpoint format \(torch\.save\), not safetensors/);
+  assertUserError(nanogptSync(['sample', '--ckpt_path', torchZip]), /model\.pt is PyTorch's zip checkpoint format \(torch\.save\), not safetensors/);
   const out = path.join(tmp, 'export');
   mkdirSync(out);
   writeFileSync(path.join(out, 'config.json'), '{}');
   const before = digestTree(out);
-  assertUserError(nanogpt(['export', '--ckpt_path', legacy, '--out_dir', out]), /legacy\.bin is a Python pickle/);
+  assertUserError(nanogptSync(['export', '--ckpt_path', legacy, '--out_dir', out]), /legacy\.bin is a Python pickle/);
   assert.deepEqual(digestTree(out), before);
-  assertUserError(nanogpt(['train', `--init_from=${torchZip}`, `--data_dir=${tmp}`, `--out_dir=${path.join(tmp, 'run')}`, '--threads=1']), /is PyTorch's zip checkpoint format/);
+  assertUserError(nanogptSync(['train', `--init_from=${torchZip}`, `--data_dir=${tmp}`, `--out_dir=${path.join(tmp, 'run')}`, '--threads=1']), /is PyTorch's zip checkpoint format/);
 });

@@ -16,7 +16,7 @@ import { SamplerRng } from '../../src/util/rng.js';
 import { sampleRows } from '../../src/gpt/generate.js';
 import { runNode } from '../helpers/children.js';
 import { freePort } from '../helpers/ports.js';
-import { assertUserError, digestTree, nanogpt, NANOGPT_BIN } from '../helpers/cli.js';
+import { assertUserError, digestTree, nanogptSync, bin } from '../helpers/nanogpt-cli.js';
 import { writePatternCorpus } from '../helpers/corpus.js';
 
 const tiny: GPTConfig = { nLayer: 2, nHead: 2, nEmbd: 16, blockSize: 16, vocabSize: GPT2_VOCAB_SIZE, dropout: 0, bias: true };
@@ -80,20 +80,20 @@ test('finite weights whose logits overflow stop sampling with a message instead 
 test('sample, export and train --init_from refuse NaN weights, naming the tensor; outputs stay as they were', () => {
   const pattern = /tensor transformer\.h\.1\.mlp\.c_fc\.bias holds 64 NaN or infinite values \(of 64\)/;
   // sample used to end in "probability tensor contains either inf, nan" (an internal error).
-  assertUserError(nanogpt(['sample', '--ckpt_path', nanCkpt, '--max_new_tokens', '2', '--num_samples', '1']), pattern);
+  assertUserError(nanogptSync(['sample', '--ckpt_path', nanCkpt, '--max_new_tokens', '2', '--num_samples', '1']), pattern);
 
   const out = path.join(tmp, 'export-out');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'model.safetensors'), 'earlier export');
   const exportBefore = digestTree(out);
-  assertUserError(nanogpt(['export', '--ckpt_path', nanCkpt, '--out_dir', out]), pattern);
+  assertUserError(nanogptSync(['export', '--ckpt_path', nanCkpt, '--out_dir', out]), pattern);
   assert.deepEqual(digestTree(out), exportBefore);
 
   const runDir = path.join(tmp, 'init-out');
   mkdirSync(runDir, { recursive: true });
   writeFileSync(path.join(runDir, 'ckpt.pt'), 'an earlier best model');
   const runBefore = digestTree(runDir);
-  assertUserError(nanogpt([...trainArgs(runDir, 2), `--init_from=${nanCkpt}`]), pattern);
+  assertUserError(nanogptSync([...trainArgs(runDir, 2), `--init_from=${nanCkpt}`]), pattern);
   assert.deepEqual(digestTree(runDir), runBefore);
 });
 
@@ -131,13 +131,13 @@ test('values that overflow float32 on loading, and NaN optimizer moments, are re
 
 test('a run that diverges stops with the iteration and a hint, and keeps the last good snapshot and best model', () => {
   const run = path.join(tmp, 'diverge');
-  const first = nanogpt(trainArgs(run, 2));
+  const first = nanogptSync(trainArgs(run, 2));
   assert.equal(first.code, 0, first.stderr);
   const good = digestTree(run);
   const checkpoints = (d: Record<string, string>): string[] => Object.entries(d).filter(([n]) => n.endsWith('.pt')).map(([n, h]) => `${n} ${h}`);
   // A learning rate of 1e38 sends the weights to infinity within a step or two; evaluating every step means the
   // old trainer would have written a snapshot (of NaN weights) right after.
-  const r = nanogpt(trainArgs(run, 8, ['--trainer_config.max_lr=1e38', '--trainer_config.eval_interval=1']));
+  const r = nanogptSync(trainArgs(run, 8, ['--trainer_config.max_lr=1e38', '--trainer_config.eval_interval=1']));
   assertUserError(r, /training diverged: at (iteration \d+ \(learning rate [\d.e+]+\) the loss is NaN|step \d+ the train loss is NaN)/);
   assert.match(r.stderr, /the snapshot \S+snapshot\.pt \(iteration 2\) and \S+ckpt\.pt are unchanged, and the same command resumes from that snapshot/);
   assert.match(r.stderr, /fix: lower the learning rate .*keep gradient clipping on/);
@@ -148,7 +148,7 @@ test('in a 2-rank run every rank stops at the same point with the message, none 
   const out = path.join(tmp, 'ddp-diverge');
   const port = await freePort();
   const env = (r: number): Record<string, string> => ({ RANK: String(r), LOCAL_RANK: String(r), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1' });
-  const args = [NANOGPT_BIN, ...trainArgs(out, 6, ['--trainer_config.max_lr=1e38', '--trainer_config.eval_interval=1'])];
+  const args = [bin, ...trainArgs(out, 6, ['--trainer_config.max_lr=1e38', '--trainer_config.eval_interval=1'])];
   const results = await Promise.all([0, 1].map((r) => runNode(args, env(r), 90_000)));
   const where = results.map((r) => /training diverged: (at (iteration|step) \d+)/.exec(r.stderr)?.[1]);
   for (const r of results) assertUserError(r, /training diverged: /);
@@ -160,7 +160,7 @@ test('a copy of a good run still resumes after the refusals above (nothing share
   const src = path.join(tmp, 'diverge');
   const copy = path.join(tmp, 'diverge-copy');
   cpSync(src, copy, { recursive: true });
-  const r = nanogpt(trainArgs(copy, 3));
+  const r = nanogptSync(trainArgs(copy, 3));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /resuming from snapshot/);
 });

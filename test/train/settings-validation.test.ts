@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { loadConfig } from '../../src/train/config.js';
 import { chooseThreads, MAX_THREADS_PER_CPU, maxThreads } from '../../src/runtime/threads.js';
 import { UserError } from '../../src/util/errors.js';
-import { assertUserError, nanogpt } from '../helpers/cli.js';
+import { assertUserError, nanogptSync } from '../helpers/nanogpt-cli.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-settings-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -55,9 +55,9 @@ test('threads beyond 4 per logical CPU are refused by the config, sample, launch
   refusedOverride('threads', String(max + 1), new RegExp(`threads: ${max + 1} threads is more than 4 × the ${os.availableParallelism()} logical CPUs of this machine \\(at most ${max}\\)`));
   assert.throws(() => chooseThreads(undefined, 1, { NANOGPT_THREADS: '100000' }), /NANOGPT_THREADS=100000: 100000 threads is more than 4 ×/);
   // Through the CLI: `threads: 100000` once spawned 100000 threads and hung.
-  assertUserError(nanogpt(['train', '--threads=100000']), /threads: 100000 threads is more than 4 × the \d+ logical CPUs of this machine/);
-  assertUserError(nanogpt(['sample', '--threads', '100000']), /--threads: 100000 threads is more than 4 ×/);
-  assertUserError(nanogpt(['launch', '--nproc_per_node', '1', '--threads', '100000', '--dry_run', '--', 'train']), /--threads: 100000 threads is more than 4 ×/);
+  assertUserError(nanogptSync(['train', '--threads=100000']), /threads: 100000 threads is more than 4 × the \d+ logical CPUs of this machine/);
+  assertUserError(nanogptSync(['sample', '--threads', '100000']), /--threads: 100000 threads is more than 4 ×/);
+  assertUserError(nanogptSync(['launch', '--nproc_per_node', '1', '--threads', '100000', '--dry_run', '--', 'train']), /--threads: 100000 threads is more than 4 ×/);
 });
 
 test('YAML .inf, .nan and 1e400 are named as what they are, not as null', () => {
@@ -74,5 +74,5 @@ test('YAML .inf, .nan and 1e400 are named as what they are, not as null', () => 
   }
   refusedOverride('optimizer_config.eps', '.inf', /optimizer_config\.eps is infinity/);
   const file = path.join(tmp, 'c0.yaml');
-  assertUserError(nanogpt(['train', '--config', file]), /c0\.yaml: optimizer_config\.eps is infinity \(YAML \.inf/);
+  assertUserError(nanogptSync(['train', '--config', file]), /c0\.yaml: optimizer_config\.eps is infinity \(YAML \.inf/);
 });

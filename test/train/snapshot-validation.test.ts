@@ -10,7 +10,7 @@ import { parseRankStates, parseTrainState } from '../../src/train/snapshot-state
 import { UserError } from '../../src/util/errors.js';
 import { runNode } from '../helpers/children.js';
 import { freePort } from '../helpers/ports.js';
-import { assertUserError, digestTree, nanogpt, NANOGPT_BIN } from '../helpers/cli.js';
+import { assertUserError, digestTree, nanogptSync, bin } from '../helpers/nanogpt-cli.js';
 import { editJsonMetadata, readRaw } from '../helpers/safetensors-edit.js';
 import { writePatternCorpus } from '../helpers/corpus.js';
 
@@ -31,7 +31,7 @@ before(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-snapshot-validation-'));
   data = writePatternCorpus({});
   run = path.join(tmp, 'run');
-  const r = nanogpt(trainArgs(run, 2));
+  const r = nanogptSync(trainArgs(run, 2));
   assert.equal(r.code, 0, r.stderr);
 });
 
@@ -51,7 +51,7 @@ function runWith(key: string, edit: (value: Record<string, unknown>) => unknown)
 /** Resuming from `out` is refused with `pattern`, and nothing in `out` changes. */
 function assertResumeRefused(out: string, pattern: RegExp): void {
   const before = digestTree(out);
-  assertUserError(nanogpt(trainArgs(out, 4)), pattern);
+  assertUserError(nanogptSync(trainArgs(out, 4)), pattern);
   assert.deepEqual(digestTree(out), before, 'the run directory is unchanged');
 }
 
@@ -63,7 +63,7 @@ function snapshotJson(key: string): Record<string, unknown> {
 
 test('the unedited snapshot resumes (the cases below differ from it only where they say)', () => {
   const out = runWith('train_state', (s) => s);
-  const r = nanogpt(trainArgs(out, 3));
+  const r = nanogptSync(trainArgs(out, 3));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /resuming from snapshot/);
 });
@@ -125,7 +125,7 @@ test('in a 2-rank run, a snapshot rank 0 refuses stops rank 1 too, at once and w
   const port = await freePort();
   const results = await Promise.all(
     [0, 1].map((r) =>
-      runNode([NANOGPT_BIN, ...trainArgs(out, 4)], { RANK: String(r), LOCAL_RANK: String(r), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1' }, 60_000),
+      runNode([bin, ...trainArgs(out, 4)], { RANK: String(r), LOCAL_RANK: String(r), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1' }, 60_000),
     ),
   );
   assertUserError(results[0]!, /train_state\.iter is -7/);
