@@ -59,7 +59,9 @@ export function run(args: string[], cwd: string, env: Record<string, string> = {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd,
-      env: { ...process.env, OMP_NUM_THREADS: '1', NANOGPT_THREADS: '1', NO_COLOR: '1', ...env },
+      // The system allocator: no tcmalloc re-exec, one Node start per case instead of two (the failure paths
+      // are the same either way).
+      env: { ...process.env, OMP_NUM_THREADS: '1', NANOGPT_THREADS: '1', NANOGPT_ALLOCATOR: 'system', NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
