@@ -348,7 +348,7 @@ describe('SafetensorsFile', () => {
   test('missing file and directory are UserErrors', async () => {
     const missing = path.join(dir, 'does-not-exist.safetensors');
     await assert.rejects(SafetensorsFile.open(missing), isUserErrorMatching(/no such file/, missing));
-    await assert.rejects(SafetensorsFile.open(dir), isUserErrorMatching(/not a regular file/, dir));
+    await assert.rejects(SafetensorsFile.open(dir), isUserErrorMatching(/is a directory, not a checkpoint file/, dir));
   });
 
   test('a file truncated after opening gives a UserError on read', async () => {
