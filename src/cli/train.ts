@@ -1,5 +1,5 @@
 import type { Command } from './command.js';
-import { flagString, parseArgs } from './args.js';
+import { flagString, parseArgs, parseBoolean } from './args.js';
 import { UserError } from '../util/errors.js';
 
 const HELP = `nanogpt train — train GPT-2 (from scratch, from pretrained weights, or resuming a snapshot)
@@ -9,11 +9,16 @@ Usage: nanogpt train [--config FILE] [--key=value ...]
 The configuration has the keys of the original gpt2_train_cfg.yaml (data_dir, block_size, optimizer_config.*,
 trainer_config.*) plus nanogpt-ts's own (init_from, model.*, seed, out_dir, threads, distributed.*). Every key can
 be overridden on the command line with its dotted name. When <out_dir>/<snapshot_path> exists, training resumes
-from it. Ctrl-C writes a snapshot and stops; running the same command again continues.
+from it: settings that fix the model (block_size, init_from, model.* from scratch) must match the snapshot's, and
+the log lists any other setting that changed. Ctrl-C writes a snapshot and stops; running the same command again
+continues.
 
 Options:
   --config FILE          YAML configuration (--config-name FILE, the original's spelling, works too)
   --<dotted.key>=VALUE   override one setting, e.g. --trainer_config.batch_size=8 --model.preset=gpt2-mini
+  --fresh                start over even if out_dir holds a run: its snapshot, best model, metrics and report
+                         are moved to <out_dir>/previous-<time>/ (never deleted)
+  --init_from=resume     resume, and fail (exit 2) if there is no snapshot to resume (nanoGPT's spelling)
   --help                 this text
 
 Distributed: start one process per rank with \`nanogpt launch\`, mpirun, Slurm or torchrun-style variables
@@ -37,14 +42,19 @@ export const trainCommand: Command = {
     }
     const file = flagString(args, 'config') ?? flagString(args, 'config_name');
     const overrides = new Map<string, string>();
+    let fresh = false;
     for (const [k, v] of args.flags) {
       if (k === 'config' || k === 'config_name') continue;
+      if (k === 'fresh') {
+        fresh = v === true || parseBoolean(String(v), '--fresh');
+        continue;
+      }
       overrides.set(k, v === true ? 'true' : String(v));
     }
     const { loadConfig } = await import('../train/config.js');
     const config = loadConfig({ file, overrides });
     const { runTraining } = await import('../train/run.js');
-    const result = await runTraining(config);
+    const result = await runTraining(config, { fresh });
     return result.interrupted ? 130 : 0;
   },
 };

@@ -256,6 +256,15 @@ export async function restoreOptimizer(reader: TensorReader, model: GPT, opt: to
   return state;
 }
 
+/**
+ * The training config a snapshot was written with (as stored), or undefined when it has none: snapshots from
+ * before it was recorded resume without the comparison of settings.
+ */
+export function savedTrainConfig(reader: TensorReader): unknown {
+  if (reader.metadata.train_config === undefined) return undefined;
+  return parseJson(reader, 'train_config', 'the snapshot is damaged: start over with --fresh, or use another out_dir');
+}
+
 /** Every rank's sampler and RNG state from a snapshot (null when it has none: the run re-seeds them). */
 export function readRankStates(reader: TensorReader, state: TrainState): RankStates | null {
   if (reader.metadata.rank_states === undefined) return null;

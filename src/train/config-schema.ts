@@ -56,7 +56,7 @@ export const SCHEMA: Section = {
     dropout: { type: 'number', default: 0.0, doc: 'dropout probability (above 0, training runs attention through the slower composite path: the fused kernel has no attention dropout)' },
     bias: { type: 'boolean', default: true, doc: 'biases in Linear and LayerNorm layers' },
   },
-  init_from: { type: 'string', default: 'scratch', doc: 'scratch, gpt2 / gpt2-medium / gpt2-large / gpt2-xl (Hugging Face weights), or a .safetensors / checkpoint path' },
+  init_from: { type: 'string', default: 'scratch', doc: 'scratch, gpt2 / gpt2-medium / gpt2-large / gpt2-xl (Hugging Face weights), a .safetensors / checkpoint path, or resume (the snapshot in out_dir; exit 2 if there is none)' },
   seed: { type: 'integer', default: 1337, doc: 'random seed (each rank adds its rank)' },
   out_dir: { type: 'string', default: 'out', doc: 'run directory: metrics.jsonl, report, relative checkpoint paths' },
   threads: { type: 'integer', default: 0, doc: 'intra-op threads per process (0 = NANOGPT_THREADS, else physical cores / local ranks)' },

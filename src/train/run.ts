@@ -1,4 +1,5 @@
 // Process-level wiring of a training run: rank discovery, the process group, signals, then the trainer.
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
 import type { TrainConfig } from './config-schema.js';
 import { resolveRunPath } from './config.js';
@@ -6,11 +7,20 @@ import { train, type DistContext, type TrainResult } from './trainer.js';
 import { CollectiveError, ProcessGroup, RendezvousError } from '../torch/distributed/index.js';
 import { UserError } from '../util/errors.js';
 import { discoverRank } from '../distributed/env.js';
-import { writeReport } from '../report/write-report.js';
+import { METRICS_FILE, REPORT_HTML, REPORT_PNG, writeReport } from '../report/write-report.js';
+import { pathExists } from './checkpoint.js';
 import { DirLock } from '../io/dir-lock.js';
 import { removeStaleTemps } from '../io/atomic.js';
 
-export async function runTraining(config: TrainConfig): Promise<TrainResult> {
+export interface RunOptions {
+  /** Start over: move the previous run's snapshot, best model, metrics and report aside instead of resuming. */
+  fresh?: boolean;
+}
+
+export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<TrainResult> {
+  if (opts.fresh && config.init_from === 'resume') {
+    throw new UserError('--fresh starts over and init_from=resume continues: they contradict each other', 'drop one of them');
+  }
   const info = discoverRank(process.env, {
     mainProcessIp: config.distributed.main_process_ip ?? undefined,
     mainProcessPort: config.distributed.main_process_port || undefined,
@@ -22,6 +32,7 @@ export async function runTraining(config: TrainConfig): Promise<TrainResult> {
   const lock = info.rank === 0 ? DirLock.acquire(config.out_dir, 'nanogpt train', log) : undefined;
   try {
     if (lock) await removeLeftoverTemps(config, started, log);
+    if (lock && opts.fresh) await moveRunAside(config, log);
     return await runRanks(config, info, log);
   } finally {
     lock?.release();
@@ -109,4 +120,28 @@ async function writeRunReport(outDir: string, log: (line: string) => void): Prom
   } catch (err) {
     log(`report not written (${(err as Error).message}); run \`nanogpt report ${outDir}\` to retry`);
   }
+}
+
+/**
+ * --fresh: the previous run's files go to <out_dir>/previous-<time>/, so starting over never deletes anything
+ * silently (and never resumes by surprise). Only rank 0 runs this, holding the out_dir lock.
+ */
+async function moveRunAside(config: TrainConfig, log: (line: string) => void): Promise<void> {
+  const t = config.trainer_config;
+  const files = [resolveRunPath(config.out_dir, t.snapshot_path), resolveRunPath(config.out_dir, t.model_path)];
+  for (const remote of files.filter((f) => f.startsWith('s3://'))) {
+    if (await pathExists(remote)) {
+      throw new UserError(`--fresh cannot move ${remote} aside (it is in object storage)`, `delete or rename it yourself (aws s3 mv ${remote} ${remote}.old), or set another trainer_config path`);
+    }
+  }
+  const local = [...files.filter((f) => !f.startsWith('s3://')), ...[METRICS_FILE, REPORT_HTML, REPORT_PNG].map((f) => path.join(config.out_dir, f))];
+  const present = local.filter((f) => existsSync(f));
+  if (present.length === 0) {
+    log('--fresh: no previous run here; starting a new one');
+    return;
+  }
+  const aside = path.join(config.out_dir, `previous-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(aside, { recursive: true });
+  for (const f of present) renameSync(f, path.join(aside, path.basename(f)));
+  log(`--fresh: moved the previous run's ${present.map((f) => path.basename(f)).join(', ')} to ${aside}`);
 }

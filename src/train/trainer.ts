@@ -10,11 +10,12 @@ import { resolveRunPath } from './config.js';
 import { BatchLoader, type SamplerState, type Split } from './data.js';
 import { SamplerRng } from '../util/rng.js';
 import { learningRate } from './lr-schedule.js';
-import { loadModel, pathExists, readRankStates, restoreOptimizer, saveModel, saveSnapshot, type RankStates, type TrainState } from './checkpoint.js';
+import { loadModel, pathExists, readRankStates, restoreOptimizer, savedTrainConfig, saveModel, saveSnapshot, type RankStates, type TrainState } from './checkpoint.js';
 import { initialModel, makeOptimizer } from './model-init.js';
 import { MetricsLog } from './metrics.js';
 import { formatCount, formatDuration } from '../util/format.js';
 import { GradientSync, parameterChecksum } from './ddp.js';
+import { checkResume, describeChanges } from './resume-check.js';
 import { divergedError, firstNonFiniteParameter, formatNumber, type DivergenceContext } from './divergence.js';
 import { activeAllocator, ALLOCATOR_ENV } from '../runtime/allocator.js';
 import { chooseThreads } from '../runtime/threads.js';
@@ -85,12 +86,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       model = loaded.model;
       opt = makeOptimizer(model, c);
       try {
+        const changed = describeChanges(checkResume(savedTrainConfig(loaded.reader), c, snapshotPath));
+        if (changed) say(changed);
         state = await restoreOptimizer(loaded.reader, model, opt);
         snapshotStates = readRankStates(loaded.reader, state);
       } finally {
         await loaded.reader.close();
       }
     } else if (isMain) {
+      if (c.init_from === 'resume') {
+        throw new UserError(
+          `init_from is resume, but there is no snapshot at ${snapshotPath}`,
+          'check out_dir and trainer_config.snapshot_path (they name the run to resume), or set init_from to scratch, gpt2 or a checkpoint to start a new run',
+        );
+      }
       model = await initialModel(c, say);
       opt = makeOptimizer(model, c);
     }

@@ -1,0 +1,88 @@
+// Resume is explicit about what it keeps: settings that fix the model must match the snapshot's (exit 2 naming
+// each), others that changed are listed; --fresh moves the old run aside; init_from=resume needs a snapshot.
+import { after, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writePatternCorpus } from '../helpers/corpus.js';
+import { assertUserError, digestTree, nanogpt, tinyTrainArgs } from '../helpers/nanogpt-cli.js';
+import { checkResume, describeChanges } from '../../src/train/resume-check.js';
+import { loadConfig } from '../../src/train/config.js';
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-resume-'));
+const data = writePatternCorpus({ trainTokens: 4000, valTokens: 1000 });
+after(() => {
+  rmSync(root, { recursive: true, force: true });
+  rmSync(data, { recursive: true, force: true });
+});
+
+async function trained(name: string): Promise<string> {
+  const out = path.join(root, name);
+  const r = await nanogpt(tinyTrainArgs(data, out));
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(path.join(out, 'snapshot.pt')));
+  return out;
+}
+
+test('a resumed run may not change the model shape or block_size: exit 2 naming each key, old and new, and the fix', async () => {
+  const out = await trained('shape');
+  const before = digestTree(out);
+  const r = await nanogpt(tinyTrainArgs(data, out, ['--model.n_embd=64', '--block_size=8']));
+  assertUserError(r, /model\.n_embd: 32 in the snapshot, 64 now/);
+  assert.match(r.stderr, /block_size: 16 in the snapshot, 8 now/);
+  assert.match(r.stderr, /--fresh/);
+  assert.match(r.stderr, /--model\.n_embd=32 --block_size=16|--block_size=16 --model\.n_embd=32/);
+  assert.deepEqual(digestTree(out), before, 'the refused run left the directory as it was');
+});
+
+test('settings that may change are listed when the run resumes', async () => {
+  const out = await trained('changes');
+  const r = await nanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_iters=3', '--trainer_config.lr_decay_iters=3']));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /resuming from snapshot/);
+  assert.match(r.stderr, /resuming with changed settings: trainer_config\.max_iters 2 → 3, trainer_config\.lr_decay_iters 2 → 3/);
+  // The same command again: nothing changed, no such line.
+  const again = await nanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_iters=3', '--trainer_config.lr_decay_iters=3']));
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stderr, /changed settings/);
+});
+
+test('--fresh moves the previous run aside (never deletes it) and starts a new model', async () => {
+  const out = await trained('fresh');
+  const old = digestTree(out);
+  const r = await nanogpt(tinyTrainArgs(data, out, ['--fresh', '--model.n_embd=64']));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /--fresh: moved the previous run's snapshot\.pt, ckpt\.pt, metrics\.jsonl, report\.html, loss\.png to /);
+  assert.match(r.stderr, /64 dims/);
+  assert.doesNotMatch(r.stderr, /resuming/);
+  const aside = readdirSync(out).filter((f) => f.startsWith('previous-'));
+  assert.equal(aside.length, 1);
+  const moved = digestTree(path.join(out, aside[0]!));
+  for (const f of ['snapshot.pt', 'ckpt.pt', 'metrics.jsonl']) assert.equal(moved[f], old[f], `${f} kept byte for byte`);
+  // --fresh in an empty directory just starts.
+  const empty = await nanogpt(tinyTrainArgs(data, path.join(root, 'fresh-empty'), ['--fresh']));
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.match(empty.stderr, /--fresh: no previous run here/);
+});
+
+test('init_from=resume resumes, or exits 2 naming the missing snapshot; with --fresh it is a contradiction', async () => {
+  const missing = path.join(root, 'nothing');
+  assertUserError(await nanogpt(tinyTrainArgs(data, missing, ['--init_from=resume'])), new RegExp(`init_from is resume, but there is no snapshot at ${missing}/snapshot\\.pt`));
+  assert.ok(!existsSync(path.join(missing, 'snapshot.pt')));
+  const out = await trained('resume');
+  const r = await nanogpt(tinyTrainArgs(data, out, ['--init_from=resume', '--trainer_config.max_iters=3', '--trainer_config.lr_decay_iters=3']));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /resuming from snapshot/);
+  assert.doesNotMatch(r.stderr, /init_from scratch → resume/);
+  assertUserError(await nanogpt(tinyTrainArgs(data, out, ['--init_from=resume', '--fresh'])), /contradict/);
+});
+
+test('checkResume: from a pretrained start model.* never applied; out_dir and threads are not settings of the run', () => {
+  const base = loadConfig({ overrides: { init_from: 'gpt2', out_dir: 'a', threads: '1' } });
+  const now = loadConfig({ overrides: { init_from: 'gpt2', out_dir: 'b', threads: '2', 'model.n_embd': '64', 'trainer_config.max_iters': '20' } });
+  const changes = checkResume(JSON.parse(JSON.stringify(base)), now, 'x/snapshot.pt');
+  assert.equal(describeChanges(changes), 'resuming with changed settings: trainer_config.max_iters 10 → 20, model.n_embd 0 → 64');
+  assert.deepEqual(checkResume(undefined, now, 'x'), [], 'a snapshot without a recorded config resumes as before');
+  assert.throws(() => checkResume(JSON.parse(JSON.stringify(base)), loadConfig({ overrides: { init_from: 'scratch' } }), 'x/snapshot.pt'), /init_from: gpt2 in the snapshot, scratch now/);
+});
