@@ -41,7 +41,7 @@ export const SCHEMA: Section = {
     grad_clip: { type: 'number', default: 1.0, doc: 'clip the global gradient norm to this (0 = off)' },
     decay_lr: { type: 'boolean', default: true, doc: 'linear warmup then cosine decay to min_lr' },
     warmup_iters: { type: 'integer', default: 2, doc: 'warmup steps' },
-    lr_decay_iters: { type: 'integer', default: 10, doc: 'step at which the cosine reaches min_lr' },
+    lr_decay_iters: { type: 'integer', default: 10, doc: 'step at which the cosine reaches min_lr (unset: max_iters)' },
     max_lr: { type: 'number', default: 6e-4, doc: 'peak learning rate' },
     min_lr: { type: 'number', default: 6e-5, doc: 'final learning rate' },
     snapshot_interval: { type: 'integer', default: 0, doc: 'also snapshot every this many steps (0 = at each evaluation)' },

@@ -102,7 +102,8 @@ function readYamlFile(file: string): unknown {
  */
 export function loadConfig(opts: { file?: string; overrides?: ReadonlyMap<string, string> | Record<string, string> } = {}): TrainConfig {
   const cfg = defaults(SCHEMA);
-  if (opts.file) merge(cfg, readYamlFile(opts.file), SCHEMA, '', opts.file);
+  const fromFile: unknown = opts.file ? readYamlFile(opts.file) : undefined;
+  if (opts.file) merge(cfg, fromFile, SCHEMA, '', opts.file);
   const overrides = opts.overrides instanceof Map ? [...opts.overrides] : Object.entries(opts.overrides ?? {});
   for (const [key, raw] of overrides) {
     const parts = key.split('.');
@@ -115,11 +116,24 @@ export function loadConfig(opts: { file?: string; overrides?: ReadonlyMap<string
     merge(cfg, nested, SCHEMA, '', `--${key}`);
   }
   const c = cfg as unknown as TrainConfig;
-  checkRelations(c);
+  // Unset, the cosine spans the whole run, as nanoGPT's own configs set it (lr_decay_iters = max_iters); a fixed
+  // default would leave a longer run at min_lr for most of its steps.
+  const decaySet = overrides.some(([k]) => k === 'trainer_config.lr_decay_iters') || hasPath(fromFile, ['trainer_config', 'lr_decay_iters']);
+  if (!decaySet) c.trainer_config.lr_decay_iters = c.trainer_config.max_iters;
+  checkRelations(c, decaySet);
   return c;
 }
 
-function checkRelations(c: TrainConfig): void {
+function hasPath(obj: unknown, keys: readonly string[]): boolean {
+  let cur = obj;
+  for (const k of keys) {
+    if (typeof cur !== 'object' || cur === null || !(k in cur)) return false;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return true;
+}
+
+function checkRelations(c: TrainConfig, decaySet: boolean): void {
   checkSettingsThatCanOnlyBeWrong(c);
   const t = c.trainer_config;
   const positive: [string, number][] = [
@@ -140,7 +154,7 @@ function checkRelations(c: TrainConfig): void {
   }
   if (t.max_iters < 0) throw new UserError(`trainer_config.max_iters must be >= 0, got ${t.max_iters}`, 'set a non-negative step count');
   if (t.min_lr > t.max_lr) throw new UserError(`trainer_config.min_lr (${t.min_lr}) is above max_lr (${t.max_lr})`, 'make min_lr <= max_lr');
-  if (t.decay_lr && t.lr_decay_iters <= t.warmup_iters && t.lr_decay_iters > 0)
+  if (decaySet && t.decay_lr && t.lr_decay_iters <= t.warmup_iters && t.lr_decay_iters > 0)
     throw new UserError(`trainer_config.lr_decay_iters (${t.lr_decay_iters}) must be greater than warmup_iters (${t.warmup_iters})`, 'raise lr_decay_iters or lower warmup_iters');
   if (t.grad_clip < 0) throw new UserError(`trainer_config.grad_clip must be >= 0, got ${t.grad_clip}`, 'use 0 to disable clipping');
   if (!(c.model.dropout >= 0 && c.model.dropout < 1)) throw new UserError(`model.dropout must be in [0, 1), got ${c.model.dropout}`, 'use e.g. 0.0 or 0.1');

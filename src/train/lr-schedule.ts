@@ -13,3 +13,23 @@ export function learningRate(it: number, c: TrainConfig['trainer_config'], const
   const coeff = 0.5 * (1 + Math.cos(Math.PI * ratio));
   return c.min_lr + coeff * (c.max_lr - c.min_lr);
 }
+
+/**
+ * Warnings for a schedule that does not fit the run: most of it at min_lr, a cosine that never reaches min_lr,
+ * or a run that ends inside its warmup. (lr_decay_iters left unset follows max_iters, and fits.)
+ */
+export function scheduleWarnings(c: TrainConfig['trainer_config']): string[] {
+  if (!c.decay_lr || c.max_iters === 0) return [];
+  const out: string[] = [];
+  const n = c.max_iters;
+  if (c.warmup_iters >= n) {
+    out.push(`warmup_iters (${c.warmup_iters}) is not below max_iters (${n}): the whole run is warmup and the learning rate never reaches max_lr`);
+  } else if (c.lr_decay_iters < n) {
+    const atMin = n - Math.max(c.lr_decay_iters, c.warmup_iters);
+    if (atMin / n > 0.1) out.push(`lr_decay_iters (${c.lr_decay_iters}) is below max_iters (${n}): the last ${atMin} steps (${Math.round((100 * atMin) / n)}%) run at min_lr; leave lr_decay_iters unset to decay over the whole run`);
+  } else if (c.lr_decay_iters > n * 1.1) {
+    const last = learningRate(n - 1, c, c.max_lr);
+    out.push(`lr_decay_iters (${c.lr_decay_iters}) is beyond max_iters (${n}): the run ends before the cosine reaches min_lr (its last step at ${last.toExponential(2)}); leave lr_decay_iters unset to decay over the whole run`);
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import type { TrainConfig } from './config-schema.js';
 import { resolveRunPath } from './config.js';
 import { BatchLoader, type SamplerState, type Split } from './data.js';
 import { SamplerRng } from '../util/rng.js';
-import { learningRate } from './lr-schedule.js';
+import { learningRate, scheduleWarnings } from './lr-schedule.js';
 import { loadModel, pathExists, readRankStates, restoreOptimizer, savedTrainConfig, saveModel, saveSnapshot, type RankStates, type TrainState } from './checkpoint.js';
 import { initialModel, makeOptimizer } from './model-init.js';
 import { MetricsLog } from './metrics.js';
@@ -175,6 +175,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (allocator === 'glibc malloc' && process.env[ALLOCATOR_ENV] !== 'system') {
     say('note: running on glibc malloc; steps are several times slower than with tcmalloc (apt-get install libtcmalloc-minimal4)');
   }
+  for (const w of scheduleWarnings(t)) say(`warning: ${w}`);
   metrics.write({ type: 'start', world, threads, params: nParams, tokens_per_step: tokensPerStep, config: c, resumed_at: state ? iter : null });
 
   // ---- helpers

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/train/config.js';
-import { learningRate } from '../../src/train/lr-schedule.js';
+import { learningRate, scheduleWarnings } from '../../src/train/lr-schedule.js';
 import { UserError } from '../../src/util/errors.js';
 
 // The original's file lives in shared/ beside the repository when it is there; the repository ships the same
@@ -82,4 +82,31 @@ test('learning-rate schedule: linear warmup, cosine decay, floor', () => {
   assert.ok(Math.abs(learningRate(110, c, 0) - 0.1) < 1e-12);
   assert.equal(learningRate(500, c, 0), 0.1);
   assert.equal(learningRate(5, { ...c, decay_lr: false }, 0.3), 0.3);
+});
+
+test('lr_decay_iters left unset follows max_iters; set in a file or a flag it is kept', () => {
+  assert.equal(loadConfig({ overrides: { 'trainer_config.max_iters': '200' } }).trainer_config.lr_decay_iters, 200);
+  assert.equal(loadConfig({ overrides: { 'trainer_config.max_iters': '200', 'trainer_config.lr_decay_iters': '50' } }).trainer_config.lr_decay_iters, 50);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-cfg-'));
+  const file = path.join(dir, 'c.yaml');
+  writeFileSync(file, 'trainer_config:\n  lr_decay_iters: 30\n');
+  assert.equal(loadConfig({ file, overrides: { 'trainer_config.max_iters': '200' } }).trainer_config.lr_decay_iters, 30);
+  writeFileSync(file, 'trainer_config:\n  max_iters: 70\n');
+  assert.equal(loadConfig({ file }).trainer_config.lr_decay_iters, 70);
+  // A short run whose default warmup covers it: not an error when lr_decay_iters was not set (a warning says so).
+  const short = loadConfig({ overrides: { 'trainer_config.max_iters': '2' } }).trainer_config;
+  assert.equal(short.lr_decay_iters, 2);
+  assert.match(scheduleWarnings(short).join(), /whole run is warmup/);
+});
+
+test('schedule warnings: most of the run at min_lr, a cosine cut short, none when it fits', () => {
+  const t = (o: Record<string, string>) => loadConfig({ overrides: o }).trainer_config;
+  assert.deepEqual(scheduleWarnings(t({ 'trainer_config.max_iters': '200' })), []);
+  assert.deepEqual(scheduleWarnings(t({ 'trainer_config.max_iters': '200', 'trainer_config.lr_decay_iters': '190' })), []);
+  const early = scheduleWarnings(t({ 'trainer_config.max_iters': '200', 'trainer_config.lr_decay_iters': '10' }));
+  assert.equal(early.length, 1);
+  assert.match(early[0]!, /the last 190 steps \(95%\) run at min_lr/);
+  const late = scheduleWarnings(t({ 'trainer_config.max_iters': '200', 'trainer_config.lr_decay_iters': '1000' }));
+  assert.match(late[0]!, /beyond max_iters \(200\): the run ends before the cosine reaches min_lr/);
+  assert.deepEqual(scheduleWarnings(t({ 'trainer_config.max_iters': '200', 'trainer_config.lr_decay_iters': '10', 'trainer_config.decay_lr': 'false' })), []);
 });
