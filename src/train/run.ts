@@ -77,7 +77,7 @@ async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRan
   try {
     const result = await train({ config, dist, log, signal: controller.signal });
     result.model.dispose();
-    if (info.rank === 0) await writeRunReport(config.out_dir, log);
+    if (info.rank === 0 && !config.trainer_config.eval_only) await writeRunReport(config.out_dir, log);
     return result;
   } catch (err) {
     if (err instanceof CollectiveError) {

@@ -158,7 +158,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     torch.manualSeed(c.seed + rank); // distinct dropout masks per rank; weights already broadcast
   }
 
-  const metrics = new MetricsLog(isMain ? c.out_dir : null, state === null);
+  // eval_only measures and leaves the run as it was: no metrics lines (the run's history), no snapshot, no model.
+  const metrics = new MetricsLog(isMain && !t.eval_only ? c.out_dir : null, state === null);
   const accum = t.gradient_accumulation_steps;
   const tokensPerStep = t.batch_size * c.block_size * accum * world;
   const nParams = model.countParameters(false);
@@ -275,7 +276,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // ---- the loop
   let lastLosses: { train: number; val: number } | null = null;
   const trainLosses: number[] = [];
-  let skipEvalOnce = state !== null; // the snapshot was written right after this iteration's evaluation
+  let skipEvalOnce = state !== null && !t.eval_only; // the snapshot was written right after this iteration's evaluation
   let interrupted = false;
   const loopStart = Date.now();
   for (;;) {
@@ -286,7 +287,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       lastLosses = losses;
       say(`step ${iter}: train loss ${losses.train.toFixed(4)}, val loss ${losses.val.toFixed(4)}`);
       metrics.write({ type: 'eval', iter, train_loss: losses.train, val_loss: losses.val, lr, tokens });
-      if (t.eval_only) break;
+      if (t.eval_only) {
+        say(`eval_only: evaluated the ${state ? `snapshot at iteration ${iter}` : 'initial model'} on ${t.eval_iters} batch${t.eval_iters === 1 ? '' : 'es'} per split; nothing was written`);
+        break;
+      }
       // The losses are averaged over the ranks, so all of them stop here together.
       if (!Number.isFinite(losses.train) || !Number.isFinite(losses.val)) {
         throw divergedError(`at step ${iter} the train loss is ${formatNumber(losses.train)} and the val loss ${formatNumber(losses.val)}`, divergence);

@@ -1,5 +1,6 @@
 // Resume is explicit about what it keeps: settings that fix the model must match the snapshot's (exit 2 naming
-// each), others that changed are listed; --fresh moves the old run aside; init_from=resume needs a snapshot.
+// each), others that changed are listed; --fresh moves the old run aside; init_from=resume needs a snapshot;
+// eval_only leaves the run as it was.
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -82,7 +83,26 @@ test('checkResume: from a pretrained start model.* never applied; out_dir and th
   const base = loadConfig({ overrides: { init_from: 'gpt2', out_dir: 'a', threads: '1' } });
   const now = loadConfig({ overrides: { init_from: 'gpt2', out_dir: 'b', threads: '2', 'model.n_embd': '64', 'trainer_config.max_iters': '20' } });
   const changes = checkResume(JSON.parse(JSON.stringify(base)), now, 'x/snapshot.pt');
-  assert.equal(describeChanges(changes), 'resuming with changed settings: trainer_config.max_iters 10 → 20, model.n_embd 0 → 64');
+  assert.equal(describeChanges(changes), 'resuming with changed settings: trainer_config.max_iters 10 → 20, trainer_config.lr_decay_iters 10 → 20, model.n_embd 0 → 64');
   assert.deepEqual(checkResume(undefined, now, 'x'), [], 'a snapshot without a recorded config resumes as before');
   assert.throws(() => checkResume(JSON.parse(JSON.stringify(base)), loadConfig({ overrides: { init_from: 'scratch' } }), 'x/snapshot.pt'), /init_from: gpt2 in the snapshot, scratch now/);
+});
+
+test('eval_only evaluates the snapshot and writes nothing: no step, no snapshot, no metrics line, no report', async () => {
+  const out = await trained('eval-only');
+  const before = digestTree(out);
+  const r = await nanogpt(tinyTrainArgs(data, out, ['--trainer_config.eval_only=true']));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /resuming from snapshot/);
+  assert.match(r.stderr, /step 2: train loss \d+\.\d+, val loss \d+\.\d+/);
+  assert.match(r.stderr, /eval_only: evaluated the snapshot at iteration 2 .*nothing was written/);
+  assert.doesNotMatch(r.stderr, /^iter \d+:/m, 'no optimizer step');
+  assert.doesNotMatch(r.stderr, /saved|Training completed/);
+  assert.deepEqual(digestTree(out), before);
+  // Without a snapshot: the initial model, and still nothing in out_dir but what was there.
+  const empty = path.join(root, 'eval-only-empty');
+  const e = await nanogpt(tinyTrainArgs(data, empty, ['--trainer_config.eval_only=true']));
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(e.stderr, /step 0: train loss .*\n[^]*eval_only: evaluated the initial model/);
+  assert.deepEqual(Object.keys(digestTree(empty)), []);
 });
