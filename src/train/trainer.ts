@@ -276,6 +276,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // ---- the loop
   let lastLosses: { train: number; val: number } | null = null;
   const trainLosses: number[] = [];
+  let bestIter = -1; // the iteration of the best model this run saved (-1: none yet)
   let skipEvalOnce = state !== null && !t.eval_only; // the snapshot was written right after this iteration's evaluation
   let interrupted = false;
   const loopStart = Date.now();
@@ -298,11 +299,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (losses.val < bestValLoss) {
         checkWeightsFinite();
         bestValLoss = losses.val;
-        if (iter > 0 || t.max_iters === 0) {
-          if (isMain) {
-            await saveModel(modelPath, model, { iter, val_loss: losses.val, train_config: c });
-            say(`saved best model (val loss ${losses.val.toFixed(4)}) to ${modelPath}`);
-          }
+        bestIter = iter;
+        // Step 0 counts: a short fine-tune whose validation never improves still ends with a usable model (the
+        // starting weights), never with none.
+        if (isMain) {
+          await saveModel(modelPath, model, { iter, val_loss: losses.val, train_config: c });
+          say(`saved best model (val loss ${losses.val.toFixed(4)}${iter === 0 ? ', the starting weights' : ''}) to ${modelPath}`);
         }
       }
       if (iter > 0 || t.max_iters === 0) await writeSnapshot();
@@ -382,6 +384,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   loader.close();
   sync?.dispose();
   const ms = Date.now() - started;
+  if (!t.eval_only && !interrupted && bestIter === 0 && iter > 0) {
+    say(`note: validation loss never improved on step 0's ${bestValLoss.toFixed(4)}: ${modelPath} holds the starting weights (lower the learning rate, or train longer)`);
+  }
   if (!t.eval_only && !interrupted) {
     say(`Training completed! Total time taken: ${formatDuration(ms)} (${formatCount(tokens)} tokens, ${formatCount(Math.round(tokens / Math.max(1e-3, (Date.now() - loopStart) / 1000)))} tok/s overall)`);
   }

@@ -1,6 +1,6 @@
-// Resume is explicit about what it keeps: settings that fix the model must match the snapshot's (exit 2 naming
-// each), others that changed are listed; --fresh moves the old run aside; init_from=resume needs a snapshot;
-// eval_only leaves the run as it was.
+// The trainer does what the user meant: resume keeps the model's settings or says why not (exit 2 naming each),
+// lists the settings that changed; --fresh moves the old run aside; init_from=resume needs a snapshot; eval_only
+// leaves the run as it was; a run always ends with a usable model.
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -105,4 +105,15 @@ test('eval_only evaluates the snapshot and writes nothing: no step, no snapshot,
   assert.equal(e.code, 0, e.stderr);
   assert.match(e.stderr, /step 0: train loss .*\n[^]*eval_only: evaluated the initial model/);
   assert.deepEqual(Object.keys(digestTree(empty)), []);
+});
+
+test('a run always leaves a usable model: the step-0 evaluation counts as the first best', async () => {
+  const out = path.join(root, 'no-improvement');
+  // Learning rate 0: the weights never move, so validation cannot truly improve on step 0.
+  const r = await nanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_lr=0', '--trainer_config.min_lr=0', '--trainer_config.eval_interval=2']));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /saved best model \(val loss \d+\.\d+, the starting weights\)/);
+  assert.ok(existsSync(path.join(out, 'ckpt.pt')));
+  const saves = r.stderr.match(/saved best model/g)!.length;
+  if (saves === 1) assert.match(r.stderr, /validation loss never improved on step 0's \d+\.\d+: .*ckpt\.pt holds the starting weights/);
 });
