@@ -153,7 +153,10 @@ test('in a 2-rank run every rank stops at the same point with the message, none 
   const where = results.map((r) => /training diverged: (at (iteration|step) \d+)/.exec(r.stderr)?.[1]);
   for (const r of results) assertUserError(r, /training diverged: /);
   assert.equal(where[0], where[1], 'both ranks stop at the same point');
-  assert.deepEqual(Object.keys(digestTree(out)).filter((n) => n.endsWith('.pt')), [], 'no checkpoint of diverged weights');
+  // Only the step-0 best model (the starting weights, saved before any step) may be there: nothing diverged.
+  assert.deepEqual(Object.keys(digestTree(out)).filter((n) => n.endsWith('.pt')), ['ckpt.pt'], 'no snapshot of diverged weights');
+  assert.match(results[0]!.stderr, /saved best model \(val loss \d+\.\d+, the starting weights\)/);
+  assert.equal((results[0]!.stderr.match(/saved best model/g) ?? []).length, 1, 'no best model saved after step 0');
 });
 
 test('a copy of a good run still resumes after the refusals above (nothing shared was changed)', () => {
