@@ -17,11 +17,11 @@ Each file is written to a temporary name and renamed, so DIR never holds half a 
 same names are replaced. The tokenizer is GPT-2's own: use the tokenizer of openai-community/gpt2.
 
 Options:
-  --ckpt_path FILE   checkpoint or snapshot to export (required), e.g. out/ckpt.safetensors
+  --ckpt_path FILE   checkpoint or snapshot to export (required), e.g. out/ckpt.pt
   --out_dir DIR      folder to write (required; created if missing)
 
 Examples:
-  nanogpt export --ckpt_path out/ckpt.safetensors --out_dir out/hf
+  nanogpt export --ckpt_path out/ckpt.pt --out_dir out/hf
   python3 -c "from transformers import GPT2LMHeadModel; GPT2LMHeadModel.from_pretrained('out/hf')"
   nanogpt export --ckpt_path s3://my-bucket/runs/1/snapshot.safetensors --out_dir exported
 `;
@@ -37,7 +37,7 @@ export const exportCommand: Command = {
     }
     const ckpt = flagString(args, 'ckpt_path');
     const outDir = flagString(args, 'out_dir');
-    if (!ckpt) throw new UserError('--ckpt_path is required', 'nanogpt export --ckpt_path out/ckpt.safetensors --out_dir out/hf (see --help)');
+    if (!ckpt) throw new UserError('--ckpt_path is required', 'nanogpt export --ckpt_path out/ckpt.pt --out_dir out/hf (see --help)');
     if (!outDir) throw new UserError('--out_dir is required', `nanogpt export --ckpt_path ${ckpt} --out_dir out/hf (see --help)`);
     if (outDir.startsWith('s3://')) {
       throw new UserError(`--out_dir must be a local folder, got ${outDir}`, 'export to a local folder, then upload it (or push it to the Hub with huggingface-cli upload)');
@@ -51,7 +51,7 @@ export const exportCommand: Command = {
       throw new UserError(`checkpoint ${ckpt} not found`, 'pass the model_path or snapshot_path of a training run (under its out_dir) as --ckpt_path');
     }
     if (!ckpt.startsWith('s3://') && statSync(ckpt).isDirectory()) {
-      throw new UserError(`--ckpt_path ${ckpt} is a folder`, 'pass the checkpoint file inside it, e.g. out/ckpt.safetensors');
+      throw new UserError(`--ckpt_path ${ckpt} is a folder`, 'pass the checkpoint file inside it, e.g. out/ckpt.pt');
     }
     const { exportHuggingFace } = await import('../gpt/export.js');
     const loaded = await loadModel(ckpt);

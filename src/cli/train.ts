@@ -25,10 +25,10 @@ Distributed: start one process per rank with \`nanogpt launch\`, mpirun, Slurm o
 (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); gradients are averaged across ranks every step.
 
 Examples:
-  nanogpt train --config gpt2_train_cfg.yaml
+  nanogpt train --config configs/gpt2_train_cfg.yaml
   nanogpt train --data_dir data --model.preset=gpt2-mini --block_size=128 --trainer_config.max_iters=200
   nanogpt train --init_from=gpt2 --data_dir data --block_size=256 --trainer_config.batch_size=4
-  nanogpt launch --nproc_per_node 2 -- train --config gpt2_train_cfg.yaml
+  nanogpt launch --nproc_per_node 2 -- train --config configs/gpt2_train_cfg.yaml
 `;
 
 export const trainCommand: Command = {

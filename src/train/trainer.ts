@@ -170,7 +170,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const allocator = activeAllocator();
   say(
-    `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${dist?.localWorldSize ?? 1} per host) · ${threads} threads/process · ` +
+    `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${dist?.localWorldSize ?? 1} per host) · ${threads} thread${threads === 1 ? '' : 's'}/process · ` +
       `global batch ${t.batch_size} × ${accum} × ${world} = ${t.batch_size * accum * world} sequences (${formatCount(tokensPerStep)} tokens) · ${t.mixed_precision} · ${allocator}`,
   );
   if (allocator === 'glibc malloc' && process.env[ALLOCATOR_ENV] !== 'system') {
