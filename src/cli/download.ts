@@ -36,7 +36,7 @@ function mb(n: number): string {
 
 export const downloadCommand: Command = {
   name: 'download',
-  summary: 'Fetch prepared train.bin/val.bin from an S3 bucket',
+  summary: 'fetch prepared train.bin / val.bin from an S3 bucket (as uploaded by prepare --bucket)',
   help,
   async run(argv: string[]): Promise<number> {
     const args = parseArgs(argv, { values: ['bucket', 'out_dir', 'prefix'] }, 'download');

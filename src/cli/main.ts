@@ -9,13 +9,14 @@ import type { Command } from './command.js';
  * instant. Register a new command with one line here.
  */
 const commands: Record<string, () => Promise<Command>> = {
+  // In the order a user meets them: try it, get data, train, then use the model.
   demo: async () => (await import('./demo.js')).demoCommand,
-  train: async () => (await import('./train.js')).trainCommand,
-  download: async () => (await import('./download.js')).downloadCommand,
   prepare: async () => (await import('./prepare.js')).prepareCommand,
+  download: async () => (await import('./download.js')).downloadCommand,
+  train: async () => (await import('./train.js')).trainCommand,
   launch: async () => (await import('./launch.js')).launchCommand,
-  export: async () => (await import('./export.js')).exportCommand,
   sample: async () => (await import('./sample.js')).sampleCommand,
+  export: async () => (await import('./export.js')).exportCommand,
   report: async () => (await import('./report.js')).reportCommand,
 };
 

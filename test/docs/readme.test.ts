@@ -29,3 +29,14 @@ test('every nanogpt command the README shows exists and has help', async () => {
     assert.match(r.stdout, new RegExp(`nanogpt ${cmd}`), `help of ${cmd}`);
   }
 });
+
+test('nanogpt --help lists the commands in workflow order, each summary in one style (lower-case verb, no full stop)', async () => {
+  const r = await runNode([`${root}bin/nanogpt`, '--help'], {}, 60_000);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = [...r.stdout.matchAll(/^ {2}([a-z]+) +(.+)$/gm)].map((m) => ({ name: m[1]!, summary: m[2]! }));
+  assert.deepEqual(
+    rows.map((x) => x.name),
+    ['demo', 'prepare', 'download', 'train', 'launch', 'sample', 'export', 'report'],
+  );
+  for (const { name, summary } of rows) assert.match(summary, /^[a-z][^\n]*[^.]$/, `${name}: '${summary}'`);
+});
