@@ -18,7 +18,7 @@ about 2.07M GPT-2 tokens; one speech per document).
 Sources (pick one):
   (none)                  the embedded State of the Union corpus
   FILES|DIRS|GLOBS        local .txt (one document per file), .jsonl / .json records, .parquet;
-                          directories are searched recursively; quote globs ('corpus/**/*.txt')
+                          directories are searched recursively; quote globs ('corpus/**/*.{txt,jsonl}')
   --dataset NAME          a Hugging Face Hub dataset: openwebtext-10k, openwebtext, or owner/name
 
 Options:

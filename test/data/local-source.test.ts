@@ -58,6 +58,15 @@ test('directories recurse (sorted, known types, no hidden files); globs match', 
   await rejectsAt(expandPaths([`${c}/*.csv`]), '*.csv', /no files match/);
 });
 
+test('brace globs pick several types at once; a name that exists with glob characters in it is taken as written', async () => {
+  const c = path.join(dir, 'c');
+  assert.deepEqual(await expandPaths([`${c}/**/*.{txt,jsonl}`]), [path.join(c, 'a.txt'), path.join(c, 'b.txt'), path.join(c, 'sub/c.jsonl')]);
+  assert.deepEqual(await expandPaths([`${c}/{a,sub/c}.*`]), [path.join(c, 'a.txt'), path.join(c, 'sub/c.jsonl')]);
+  const literal = await write('notes[1].txt', 'bracketed name');
+  assert.deepEqual(await expandPaths([literal]), [literal]);
+  await rejectsAt(expandPaths([`${c}/*.{csv,tsv}`]), '{csv,tsv}', /no files match/);
+});
+
 test('txt: --split_on_blank_lines; json arrays; custom text field', async () => {
   const t = await write('p.txt', 'para one\nstill one\n\n\n  \npara two\n');
   assert.deepEqual((await docs({ paths: [t], splitOnBlankLines: true })).map((d) => [d.text, d.origin]), [

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import picomatch from 'picomatch';
 import { readBoundedFileSync, READ_LIMITS } from '../../io/bounded-read.js';
 import { isUserError, UserError } from '../../util/errors.js';
 import type { Document } from '../document.js';
@@ -14,7 +15,7 @@ export const LOCAL_EXTENSIONS = ['.txt', '.jsonl', '.json', '.parquet'] as const
 
 /** What to read, and (RecordOptions) how a JSON / JSON-lines record becomes text. */
 export interface LocalSourceOptions extends RecordOptions {
-  /** Files, directories (searched recursively) and globs (`*`, `?`, `**`, `[abc]`). */
+  /** Files, directories (searched recursively) and globs (`*`, `?`, `**`, `[abc]`, `{txt,jsonl}`). */
   paths: string[];
   /** Column of a Parquet file holding the text (default 'text'). */
   textColumn?: string;
@@ -29,32 +30,8 @@ function describeFsError(p: string, err: unknown): UserError {
   return new UserError(`cannot read ${p}: it ${why}`, 'check the path and its permissions');
 }
 
-const isGlob = (p: string): boolean => /[*?[]/.test(p);
-
-/** Glob → RegExp over '/'-separated relative paths. `**` spans directories; `*` and `?` stay within one. */
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        const slash = glob[i + 2] === '/';
-        re += slash ? '(?:.*/)?' : '.*';
-        i += slash ? 2 : 1;
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        const body = glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\');
-        re += `[${body}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
+/** A glob by picomatch's reading (`*`, `?`, `**`, `[abc]`, `{a,b}`, extglobs), not a path that exists as written. */
+const isGlob = (p: string): boolean => picomatch.scan(p).isGlob;
 
 async function walk(dir: string, out: string[]): Promise<void> {
   let entries;
@@ -73,22 +50,25 @@ async function walk(dir: string, out: string[]): Promise<void> {
 
 const known = (p: string): boolean => (LOCAL_EXTENSIONS as readonly string[]).includes(path.extname(p).toLowerCase());
 
+const exists = (p: string): Promise<boolean> => fs.lstat(p).then(() => true, () => false);
+
 /** Expands files, directories and globs into a sorted, de-duplicated file list (sorted so runs are repeatable). */
 export async function expandPaths(patterns: readonly string[]): Promise<string[]> {
   const files: string[] = [];
   for (const pattern of patterns) {
-    if (isGlob(pattern)) {
-      const parts = pattern.split(/[\\/]/);
-      const firstGlob = parts.findIndex(isGlob);
-      const base = parts.slice(0, firstGlob).join('/') || (pattern.startsWith('/') ? '/' : '.');
-      const re = globToRegExp(parts.slice(firstGlob).join('/'));
+    // A name that exists is taken as written, even with glob characters in it (`notes[1].txt`).
+    if (isGlob(pattern) && !(await exists(pattern))) {
+      // picomatch splits off the literal directory in front of the first glob character; only that tree is walked.
+      const { base, glob } = picomatch.scan(pattern.split(path.sep).join('/'));
+      const root = base || '.';
+      const matches = picomatch(glob, { dot: false });
       const found: string[] = [];
-      await walk(base, found).catch((err) => {
-        if (err instanceof UserError && !(isGlob(base))) throw new UserError(`no files match ${pattern}: ${err.message}`);
+      await walk(root, found).catch((err) => {
+        if (err instanceof UserError) throw new UserError(`no files match ${pattern}: ${err.message}`, 'check the directory part of the pattern');
         throw err;
       });
-      const matched = found.filter((f) => re.test(path.relative(base, f).split(path.sep).join('/')) && known(f));
-      if (matched.length === 0) throw new UserError(`no files match ${pattern}`, `supported file types: ${LOCAL_EXTENSIONS.join(', ')}`);
+      const matched = found.filter((f) => matches(path.relative(root, f).split(path.sep).join('/')) && known(f));
+      if (matched.length === 0) throw new UserError(`no files match ${pattern}`, `supported file types: ${LOCAL_EXTENSIONS.join(', ')}; quote the pattern so that the shell does not expand it first`);
       files.push(...matched.sort());
       continue;
     }
