@@ -15,7 +15,9 @@ continues.
 
 Options:
   --config FILE          YAML configuration (--config-name FILE, the original's spelling, works too)
-  --<dotted.key>=VALUE   override one setting, e.g. --trainer_config.batch_size=8 --model.preset=gpt2-mini
+  --<dotted.key>=VALUE   override one setting, e.g. --trainer_config.batch_size=8 --model.preset=gpt2-mini;
+                         Hydra's spelling without dashes works too: trainer_config.batch_size=8. nanoGPT's flat
+                         names (batch_size, n_layer, learning_rate) are answered with the key they mean here
   --fresh                start over even if out_dir holds a run: its snapshot, best model, metrics and report
                          are moved to <out_dir>/previous-<time>/ (never deleted)
   --init_from=resume     resume, and fail (exit 2) if there is no snapshot to resume (nanoGPT's spelling)
@@ -37,11 +39,17 @@ export const trainCommand: Command = {
   help: HELP,
   async run(argv) {
     const args = parseArgs(argv, { values: ['config', 'config_name'], allowUnknown: true }, 'train');
-    if (args.positionals.length) {
-      throw new UserError(`unexpected argument '${args.positionals[0]}'`, 'settings are given as --key=value; see nanogpt train --help');
+    const overrides = new Map<string, string>();
+    // Hydra's override syntax (the original module's): `trainer_config.max_iters=200`, also with Hydra's `+`/`++`
+    // (add / force-add), which mean the same here because every key already exists with a default.
+    for (const p of args.positionals) {
+      const hydra = /^\+{0,2}([A-Za-z_][\w.-]*)=(.*)$/s.exec(p);
+      if (!hydra) {
+        throw new UserError(`unexpected argument '${p}'`, 'settings are given as --key=value (or key=value, as with Hydra); see nanogpt train --help');
+      }
+      overrides.set(hydra[1]!.replace(/-/g, '_'), hydra[2]!);
     }
     const file = flagString(args, 'config') ?? flagString(args, 'config_name');
-    const overrides = new Map<string, string>();
     let fresh = false;
     for (const [k, v] of args.flags) {
       if (k === 'config' || k === 'config_name') continue;

@@ -5,6 +5,7 @@ import { readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
 import { isUserError, UserError } from '../util/errors.js';
 import { isField, SCHEMA, type Field, type Section, type TrainConfig } from './config-schema.js';
 import { tooManyThreads } from '../runtime/threads.js';
+import { suggestKeys } from './config-suggest.js';
 
 type Plain = Record<string, unknown>;
 
@@ -62,11 +63,23 @@ function merge(target: Plain, input: unknown, section: Section, path: string, or
     const spec = section[key];
     if (!spec) {
       const valid = Object.keys(section).join(', ');
-      throw new UserError(`${origin}: unknown key '${full}'`, `valid keys${path ? ` under ${path}` : ''}: ${valid}`);
+      throw new UserError(`${origin}: unknown key '${full}'`, unknownKeyFix(full, origin) ?? `valid keys${path ? ` under ${path}` : ''}: ${valid}`);
     }
     if (isField(spec)) target[key] = checkValue(full, value, spec, origin);
     else merge(target[key] as Plain, value, spec, full, origin);
   }
+}
+
+/**
+ * The fix for an unknown key: the key(s) meant, written as the user must write them there (a command-line flag or
+ * a YAML path), or undefined when nothing is close.
+ */
+function unknownKeyFix(full: string, origin: string): string | undefined {
+  const { keys, note } = suggestKeys(full, SCHEMA);
+  if (keys.length === 0) return note;
+  const onCommandLine = origin.startsWith('--');
+  const spell = (k: string): string => (onCommandLine ? `--${k}=…` : k.includes('.') ? `${k} (${k.split('.').pop()}: indented under ${k.split('.').slice(0, -1).join('.')}:)` : `${k} (at the top level)`);
+  return `did you mean ${keys.map(spell).join(' or ')}?${note ? ` (${note})` : ''} See the configuration reference in the README.`;
 }
 
 /** A scalar from the command line, read as YAML would (numbers, true/false, null), else a string. */

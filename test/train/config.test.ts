@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/train/config.js';
 import { learningRate, scheduleWarnings } from '../../src/train/lr-schedule.js';
 import { UserError } from '../../src/util/errors.js';
+import { assertUserError, nanogptSync } from '../helpers/nanogpt-cli.js';
 
 // The original's file lives in shared/ beside the repository when it is there; the repository ships the same
 // configuration as configs/gpt2_train_cfg.yaml (checked equal below whenever both exist).
@@ -62,6 +63,29 @@ test('an unknown key is an error listing the valid ones', () => {
   assert.throws(() => loadConfig({ overrides: { learning_rate: '1' } }), /unknown key 'learning_rate'.*\n.*optimizer_config/s);
 });
 
+test("nanoGPT's flat keys and typos get the key they mean, spelled for where they were written", () => {
+  const fixOf = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      assert.ok(e instanceof UserError, String(e));
+      return e.message;
+    }
+    assert.fail('no error');
+  };
+  assert.match(fixOf(() => loadConfig({ overrides: { batch_size: '8' } })), /did you mean --trainer_config\.batch_size=/);
+  assert.match(fixOf(() => loadConfig({ overrides: { n_layer: '2' } })), /did you mean --model\.n_layer=/);
+  assert.match(fixOf(() => loadConfig({ overrides: { learning_rate: '1e-3' } })), /--trainer_config\.max_lr=.*peak of the schedule/);
+  assert.match(fixOf(() => loadConfig({ overrides: { dtype: 'bfloat16' } })), /--trainer_config\.mixed_precision=/);
+  assert.match(fixOf(() => loadConfig({ overrides: { compile: 'true' } })), /compile has no counterpart here/);
+  assert.match(fixOf(() => loadConfig({ overrides: { 'trainer_config.max_iter': '3' } })), /did you mean --trainer_config\.max_iters=/);
+  assert.match(fixOf(() => loadConfig({ overrides: { 'trainer_config.beta1': '0.8' } })), /did you mean --optimizer_config\.beta1=/);
+  // In a file the fix is the YAML path, not a flag.
+  assert.match(fixOf(() => loadConfig({ file: tmpYaml('batch_size: 4\n') })), /trainer_config\.batch_size \(batch_size: indented under trainer_config:\)/);
+  // Nothing close: the valid keys, as before.
+  assert.match(fixOf(() => loadConfig({ overrides: { zzzzzz: '1' } })), /valid keys: data_dir/);
+});
+
 test('a wrong type names the key, the value and the expected type', () => {
   assert.throws(() => loadConfig({ file: tmpYaml('trainer_config:\n  batch_size: many\n') }), /trainer_config\.batch_size = "many" is not an integer/);
   assert.throws(() => loadConfig({ overrides: { 'trainer_config.mixed_precision': 'fp8' } }), /mixed_precision = "fp8" is not one of bf16, fp32/);
@@ -109,4 +133,12 @@ test('schedule warnings: most of the run at min_lr, a cosine cut short, none whe
   const late = scheduleWarnings(t({ 'trainer_config.max_iters': '200', 'trainer_config.lr_decay_iters': '1000' }));
   assert.match(late[0]!, /beyond max_iters \(200\): the run ends before the cosine reaches min_lr/);
   assert.deepEqual(scheduleWarnings(t({ 'trainer_config.max_iters': '200', 'trainer_config.lr_decay_iters': '10', 'trainer_config.decay_lr': 'false' })), []);
+});
+
+test("train takes Hydra's key=value (and +key=value) overrides without dashes, through the same validation", () => {
+  // Values that fail validation prove the override reached the config, without training anything.
+  assertUserError(nanogptSync(['train', 'trainer_config.max_iters=abc']), /trainer_config\.max_iters.*integer/s);
+  assertUserError(nanogptSync(['train', '++model.n_layer=-1']), /model\.n_layer/);
+  assertUserError(nanogptSync(['train', 'batch_size=8']), /did you mean --trainer_config\.batch_size=/);
+  assertUserError(nanogptSync(['train', 'stray']), /unexpected argument 'stray'.*key=value/s);
 });
