@@ -4,6 +4,7 @@ import { checkBucketName } from '../io/s3-names.js';
 import { UserError } from '../util/errors.js';
 import { flagString, parseArgs } from './args.js';
 import type { Command } from './command.js';
+import { formatBytes } from '../util/format.js';
 
 const help = `nanogpt download — fetch prepared data (train.bin, val.bin, meta.json) from S3
 
@@ -29,10 +30,6 @@ Examples:
   nanogpt download --bucket my-bucket
   AWS_ENDPOINT_URL=http://localhost:9000 nanogpt download --bucket data --out_dir data/run1
 `;
-
-function mb(n: number): string {
-  return `${(n / 1e6).toFixed(1)} MB`;
-}
 
 export const downloadCommand: Command = {
   name: 'download',
@@ -62,10 +59,10 @@ export const downloadCommand: Command = {
         const now = Date.now();
         if (now - last < 1000 && p.transferred < p.total) return;
         last = now;
-        process.stderr.write(`${key}: ${mb(p.transferred)} of ${mb(p.total)}${p.resumedFrom ? ` (resumed at ${mb(p.resumedFrom)})` : ''}\n`);
+        process.stderr.write(`${key}: ${formatBytes(p.transferred)} of ${formatBytes(p.total)}${p.resumedFrom ? ` (resumed at ${formatBytes(p.resumedFrom)})` : ''}\n`);
       };
       const r = await downloadFile(bucket, key, dest, { onProgress });
-      process.stderr.write(`${s3Url(bucket, key)} → ${dest} (${mb(r.bytes)}, sha256 ${r.sha256.slice(0, 12)}…)\n`);
+      process.stderr.write(`${s3Url(bucket, key)} → ${dest} (${formatBytes(r.bytes)}, sha256 ${r.sha256.slice(0, 12)}…)\n`);
     }
     return 0;
   },

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { flagString, parseArgs } from './args.js';
 import type { Command } from './command.js';
+import { formatBytes, plural } from '../util/format.js';
 
 const HELP = `nanogpt export — write a checkpoint as a Hugging Face GPT-2 model (model.safetensors + config.json)
 
@@ -60,7 +61,7 @@ export const exportCommand: Command = {
       const c = loaded.model.config;
       process.stderr.write(`loaded ${ckpt} (${loaded.kind}): ${c.nLayer} layers, ${c.nHead} heads, ${c.nEmbd} dims, block ${c.blockSize}, vocab ${c.vocabSize}\n`);
       const r = await exportHuggingFace(loaded.model, outDir);
-      process.stderr.write(`wrote ${r.weights} (${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(1)} MB, float32) and ${r.config}\n`);
+      process.stderr.write(`wrote ${r.weights} (${plural(r.tensors, 'tensor')}, ${formatBytes(r.bytes)}, float32) and ${r.config}\n`);
     } finally {
       loaded.model.dispose();
     }

@@ -7,6 +7,7 @@ import { checkBucketName } from '../io/s3-names.js';
 import { UserError } from '../util/errors.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import type { Command } from './command.js';
+import { plural } from '../util/format.js';
 
 const help = `nanogpt prepare — tokenize a corpus into train.bin / val.bin for training
 
@@ -150,8 +151,8 @@ export const prepareCommand: Command = {
     }
     const m = result.meta;
     log(
-      `wrote ${result.files.train} (${m.train.tokens.toLocaleString('en-US')} tokens, ${m.train.documents} docs), ` +
-        `${result.files.val} (${m.val.tokens.toLocaleString('en-US')} tokens, ${m.val.documents} docs), ${result.files.meta} ` +
+      `wrote ${result.files.train} (${m.train.tokens.toLocaleString('en-US')} tokens, ${plural(m.train.documents, 'document')}), ` +
+        `${result.files.val} (${m.val.tokens.toLocaleString('en-US')} tokens, ${plural(m.val.documents, 'document')}), ${result.files.meta} ` +
         `in ${result.elapsedS.toFixed(1)} s (${(result.bytes / 1e6 / result.elapsedS).toFixed(1)} MB/s)`,
     );
 

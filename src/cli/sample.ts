@@ -9,6 +9,7 @@ import { decodeText } from '../data/utf8.js';
 import { PRETRAINED } from '../gpt/config.js';
 import type { PretrainedName } from '../gpt/pretrained.js';
 import { tooManyThreads } from '../runtime/threads.js';
+import { plural } from '../util/format.js';
 
 /**
  * Where a checkpoint is looked for when --ckpt_path is not given: first where `nanogpt train` writes it with its
@@ -247,7 +248,7 @@ export async function runSample(s: SampleSettings): Promise<number> {
       throw new UserError(`an empty prompt starts from <|endoftext|> (50256), outside this model's vocabulary of ${cfg.vocabSize}`, 'give a non-empty --prompt');
     }
     if (promptTokens.length > cfg.blockSize) {
-      log(`the prompt has ${promptTokens.length} tokens, more than the block size of ${cfg.blockSize}: the model sees the last ${cfg.blockSize}`);
+      log(`the prompt has ${plural(promptTokens.length, 'token')}, more than the block size of ${cfg.blockSize}: the model sees the last ${cfg.blockSize}`);
     }
 
     const out = process.stdout;
@@ -271,7 +272,7 @@ export async function runSample(s: SampleSettings): Promise<number> {
         const seconds = (performance.now() - t0) / 1000;
         samples.push({ text: show(tokens!), tokens: tokens!, seconds });
         out.write(stream.end() + '\n' + `${SAMPLE_SEPARATOR}\n`);
-        log(`sample ${i + 1}/${s.numSamples}: ${tokens!.length} tokens in ${seconds.toFixed(2)} s (${(tokens!.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+        log(`sample ${i + 1}/${s.numSamples}: ${plural(tokens!.length, 'token')} in ${seconds.toFixed(2)} s (${(tokens!.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
         // Let the event loop turn between samples: timers, signals and the GC's finalizers of any handle that was
         // never disposed run only then (disposed ones need nothing, see native/tensor.cc).
         await new Promise((resolve) => setImmediate(resolve));
@@ -291,7 +292,7 @@ export async function runSample(s: SampleSettings): Promise<number> {
           if (!s.json) out.write(`${show(tokens)}\n${SAMPLE_SEPARATOR}\n`);
         }
         const which = n === s.numSamples ? '' : ` (${first + 1}–${first + n} of ${s.numSamples})`;
-        log(`${n} sample${n === 1 ? '' : 's'} decoded together${which}: ${total} tokens in ${seconds.toFixed(2)} s (${(total / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
+        log(`${n} sample${n === 1 ? '' : 's'} decoded together${which}: ${plural(total, 'token')} in ${seconds.toFixed(2)} s (${(total / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s)`);
         await new Promise((resolve) => setImmediate(resolve)); // signals and timers between batches
       }
     }

@@ -1,12 +1,5 @@
 import type { PrepareProgress } from './prepare.js';
-
-function fmtBytes(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;
-}
-
-function fmtCount(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
-}
+import { formatBytes, formatCount } from '../util/format.js';
 
 function fmtDuration(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '?';
@@ -19,7 +12,7 @@ function fmtDuration(s: number): string {
 /** One status line: documents, MB, MB/s, tokens and (when the source's size is known) percent and ETA. */
 export function formatProgress(p: PrepareProgress): string {
   const rate = p.elapsedS > 0 ? p.bytes / 1e6 / p.elapsedS : 0;
-  const parts = [`${fmtCount(p.documents)} docs`, fmtBytes(p.bytes), `${rate.toFixed(1)} MB/s`, `${fmtCount(p.tokens)} tokens`];
+  const parts = [`${formatCount(p.documents)} docs`, formatBytes(p.bytes), `${rate.toFixed(1)} MB/s`, `${formatCount(p.tokens)} tokens`];
   if (p.estimatedBytes && p.estimatedBytes > 0) {
     // File sizes include markup (JSON keys, blank lines), so a finished run shows 100% rather than a shortfall.
     const frac = p.done ? 1 : Math.min(1, p.bytes / p.estimatedBytes);

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { HubClient, HubNetworkError, type DownloadProgress, type HubConfig, type HubFile } from '../io/hf-hub.js';
 import { UserError } from '../util/errors.js';
 import { PRETRAINED } from './config.js';
+import { formatBytes } from '../util/format.js';
 
 export type PretrainedName = (typeof PRETRAINED)[number];
 
@@ -133,7 +134,7 @@ function progressLogger(name: string, log: (s: string) => void): (p: DownloadPro
   let lastAt = 0;
   let lastPct = -1;
   return (p) => {
-    const total = mb(p.total);
+    const total = formatBytes(p.total);
     if (p.cached) {
       log(`${name}: ${p.file} already in the cache (${total})`);
       return;
@@ -149,14 +150,11 @@ function progressLogger(name: string, log: (s: string) => void): (p: DownloadPro
     lastAt = now;
     lastPct = pct;
     if (first) {
-      const resumed = p.resumedFrom > 0 ? `, resuming at ${mb(p.resumedFrom)}` : '';
+      const resumed = p.resumedFrom > 0 ? `, resuming at ${formatBytes(p.resumedFrom)}` : '';
       log(`${name}: downloading ${p.file} (${total}${resumed})`);
     } else {
-      log(`${name}: ${p.file} ${mb(p.received)} of ${total} (${pct}%)`);
+      log(`${name}: ${p.file} ${formatBytes(p.received)} of ${total} (${pct}%)`);
     }
   };
 }
 
-function mb(n: number): string {
-  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n} bytes`;
-}

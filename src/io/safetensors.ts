@@ -271,7 +271,7 @@ async function readHeaderBytes(handle: FileHandle, fileSize: number, maxHeaderBy
   if (claimed > BigInt(maxHeaderBytes)) {
     throw new UserError(
       `${path}: the header claims ${claimed} bytes, more than the ${maxHeaderBytes}-byte limit`,
-      `${corrupt} (if the header really is that big, raise maxHeaderBytes)`,
+      `${corrupt}; a GPT-2 checkpoint's header is a few kB to ~100 kB, so a bigger one is damage or not a checkpoint`,
     );
   }
   if (claimed > BigInt(fileSize - 8)) {

@@ -17,6 +17,22 @@ export function formatCount(n: number): string {
   return String(n);
 }
 
+/**
+ * Bytes with the unit that keeps 2–4 significant digits (decimal units, as disks and S3 count): 512 bytes,
+ * 3.4 kB, 12.5 MB, 1.52 GB — never "0.0 MB" for a small file.
+ */
+export function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return plural(n, 'byte');
+}
+
+/** `1 thread`, `2 threads`: the count and the word, singular only for exactly one. */
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
 /** A value as a message shows it: JSON, cut short, with the kinds JSON cannot show named. */
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'missing';

@@ -2,6 +2,7 @@ import { HubClient, type DownloadProgress, type HubConfig } from '../../io/hf-hu
 import { UserError } from '../../util/errors.js';
 import { parquetColumnBytes, parquetColumns, parquetDocuments, parquetRowRanges, readParquetMetadata } from '../parquet.js';
 import type { DocumentSource } from '../source.js';
+import { formatBytes } from '../../util/format.js';
 
 /** Short names for the datasets the original project used, so `--dataset openwebtext` just works. */
 export const HUB_ALIASES: Readonly<Record<string, string>> = {
@@ -37,10 +38,6 @@ export function resolveHubAlias(dataset: string): string {
   return repo;
 }
 
-function mb(n: number): string {
-  return `${(n / 1e6).toFixed(1)} MB`;
-}
-
 /**
  * A Hub dataset as a document source. Opening it resolves the split's Parquet files and downloads whatever the
  * cache lacks (so a missing dataset, token or column fails here, before any work); documents() then streams
@@ -54,7 +51,7 @@ export async function openHubDataset(opts: HubDatasetOptions): Promise<DocumentS
   const client = new HubClient(opts.hub);
   const resolved = await client.resolveParquetFiles(repo, { split, revision: opts.revision, config: opts.config, onInfo: say });
   const total = resolved.files.reduce((s, f) => s + f.size, 0);
-  say(`${repo} (${split}, ${resolved.revision} @ ${resolved.commit.slice(0, 10)}): ${resolved.files.length} Parquet file(s), ${mb(total)}`);
+  say(`${repo} (${split}, ${resolved.revision} @ ${resolved.commit.slice(0, 10)}): ${resolved.files.length} Parquet file(s), ${formatBytes(total)}`);
 
   const local: { path: string; hubPath: string }[] = [];
   for (const [i, file] of resolved.files.entries()) {
@@ -66,8 +63,8 @@ export async function openHubDataset(opts: HubDatasetOptions): Promise<DocumentS
       // Throttled: one line a second is plenty for logs, and a callback per network chunk would flood them.
       if (!p.done && now - lastReport < 1000) return;
       lastReport = now;
-      const resumed = p.resumedFrom > 0 ? `, resumed at ${mb(p.resumedFrom)}` : '';
-      say(`${label}: ${p.done ? 'downloaded' : 'downloading'} ${mb(p.received)} of ${mb(p.total)}${resumed}`);
+      const resumed = p.resumedFrom > 0 ? `, resumed at ${formatBytes(p.resumedFrom)}` : '';
+      say(`${label}: ${p.done ? 'downloaded' : 'downloading'} ${formatBytes(p.received)} of ${formatBytes(p.total)}${resumed}`);
     };
     local.push({ path: await client.download(repo, resolved.commit, file, onFile), hubPath: file.path });
   }
