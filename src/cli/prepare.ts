@@ -7,7 +7,7 @@ import { checkBucketName } from '../io/s3-names.js';
 import { UserError } from '../util/errors.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import type { Command } from './command.js';
-import { plural } from '../util/format.js';
+import { formatBytes, plural } from '../util/format.js';
 
 const help = `nanogpt prepare — tokenize a corpus into train.bin / val.bin for training
 
@@ -58,7 +58,7 @@ interface HubModule {
   openHubDataset(opts: { dataset: string; textColumn?: string; onProgress?: (msg: string) => void }): Promise<DocumentSource>;
 }
 interface ObjectStoreModule {
-  uploadFiles(bucket: string, prefix: string, files: string[]): Promise<unknown>;
+  uploadFiles(bucket: string, prefix: string, files: string[]): Promise<{ key: string; bytes: number; skipped: boolean }[]>;
 }
 
 /** Imports a module another part of the build provides; a missing one is a clear UserError, not a crash. */
@@ -159,8 +159,9 @@ export const prepareCommand: Command = {
     if (bucket !== undefined) {
       const store = await optionalModule<ObjectStoreModule>(OBJECT_STORE_MODULE, 'S3 upload (--bucket)');
       log(`uploading to s3://${bucket}/processed/ …`);
-      await store.uploadFiles(bucket, 'processed/', [result.files.train, result.files.val, result.files.meta]);
-      log(`uploaded train.bin, val.bin, meta.json to s3://${bucket}/processed/`);
+      const sent = await store.uploadFiles(bucket, 'processed/', [result.files.train, result.files.val, result.files.meta]);
+      // An object already holding the same bytes (same sha256) is not sent again: say so rather than "uploaded".
+      for (const r of sent) log(`s3://${bucket}/${r.key}: ${r.skipped ? 'already there with the same content (sha256), not sent again' : `uploaded (${formatBytes(r.bytes)})`}`);
     }
     return 0;
   },

@@ -70,3 +70,17 @@ test('nanogpt download: a missing bucket or object is exit 2 with a fix; --help 
   assert.match(help.stdout, /--out_dir/);
   assert.match(help.stdout, /AWS_ENDPOINT_URL/);
 });
+
+test('prepare --bucket uploads each file once: a rerun with the same output says "already there" instead of "uploaded"', async () => {
+  const corpus = path.join(dir, 'corpus');
+  await fs.mkdir(corpus);
+  for (let i = 0; i < 4; i++) await fs.writeFile(path.join(corpus, `d${i}.txt`), `document ${i}: ${'the quick brown fox '.repeat(20)}`);
+  const args = ['prepare', corpus, '--out_dir', path.join(dir, 'prep'), '--bucket', 'data-bucket', '--workers', '1', '--val_fraction', '0.25'];
+  const first = await nanogpt(args);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /s3:\/\/data-bucket\/processed\/train\.bin: uploaded \(\d/);
+  const second = await nanogpt(args);
+  assert.equal(second.code, 0, second.stderr);
+  for (const f of ['train.bin', 'val.bin', 'meta.json']) assert.match(second.stderr, new RegExp(`processed/${f.replace('.', '\\.')}: already there with the same content`));
+  assert.doesNotMatch(second.stderr, /: uploaded/);
+});
