@@ -18,7 +18,8 @@ Each file is written to a temporary name and renamed, so DIR never holds half a 
 same names are replaced. The tokenizer is GPT-2's own: use the tokenizer of openai-community/gpt2.
 
 Options:
-  --ckpt_path FILE   checkpoint or snapshot to export (required), e.g. out/ckpt.pt
+  --ckpt_path FILE   checkpoint or snapshot to export (required), e.g. out/ckpt.pt; a run folder (out)
+                     means its ckpt.pt
   --out_dir DIR      folder to write (required; created if missing)
 
 Examples:
@@ -36,10 +37,10 @@ export const exportCommand: Command = {
     if (args.positionals.length) {
       throw new UserError(`unexpected argument '${args.positionals[0]}'`, 'nanogpt export --ckpt_path FILE --out_dir DIR (see --help)');
     }
-    const ckpt = flagString(args, 'ckpt_path');
+    const ckptArg = flagString(args, 'ckpt_path');
     const outDir = flagString(args, 'out_dir');
-    if (!ckpt) throw new UserError('--ckpt_path is required', 'nanogpt export --ckpt_path out/ckpt.pt --out_dir out/hf (see --help)');
-    if (!outDir) throw new UserError('--out_dir is required', `nanogpt export --ckpt_path ${ckpt} --out_dir out/hf (see --help)`);
+    if (!ckptArg) throw new UserError('--ckpt_path is required', 'nanogpt export --ckpt_path out/ckpt.pt --out_dir out/hf (see --help)');
+    if (!outDir) throw new UserError('--out_dir is required', `nanogpt export --ckpt_path ${ckptArg} --out_dir out/hf (see --help)`);
     if (outDir.startsWith('s3://')) {
       throw new UserError(`--out_dir must be a local folder, got ${outDir}`, 'export to a local folder, then upload it (or push it to the Hub with huggingface-cli upload)');
     }
@@ -47,13 +48,12 @@ export const exportCommand: Command = {
       throw new UserError(`--out_dir ${outDir} exists and is not a folder`, 'choose another --out_dir');
     }
     // Checked here (not left to the reader) so the message is about the checkpoint, not a file format.
-    const { loadModel, pathExists } = await import('../train/checkpoint.js');
-    if (!(await pathExists(ckpt))) {
-      throw new UserError(`checkpoint ${ckpt} not found`, 'pass the model_path or snapshot_path of a training run (under its out_dir) as --ckpt_path');
+    const { loadModel, pathExists, resolveCheckpointArg } = await import('../train/checkpoint.js');
+    if (!(await pathExists(ckptArg))) {
+      throw new UserError(`checkpoint ${ckptArg} not found`, 'pass the model_path or snapshot_path of a training run (under its out_dir), or the run folder itself, as --ckpt_path');
     }
-    if (!ckpt.startsWith('s3://') && statSync(ckpt).isDirectory()) {
-      throw new UserError(`--ckpt_path ${ckpt} is a folder`, 'pass the checkpoint file inside it, e.g. out/ckpt.pt');
-    }
+    const { file: ckpt, note } = resolveCheckpointArg(ckptArg);
+    if (note) process.stderr.write(`${note}\n`);
     const { exportHuggingFace } = await import('../gpt/export.js');
     const loaded = await loadModel(ckpt);
     try {

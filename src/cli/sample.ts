@@ -53,7 +53,8 @@ Usage: nanogpt sample [--ckpt_path FILE | --init_from gpt2] [--prompt TEXT | --p
 
 Model (one of):
   --ckpt_path FILE       a checkpoint or snapshot written by \`nanogpt train\`, or a Hugging Face GPT-2
-                         model.safetensors; local or s3://. Default: ${DEFAULT_CKPT_PATHS[0]} (where \`nanogpt train\` writes
+                         model.safetensors, or a folder holding one (a run's out_dir means its ckpt.pt);
+                         local or s3://. Default: ${DEFAULT_CKPT_PATHS[0]} (where \`nanogpt train\` writes
                          it), else ${DEFAULT_CKPT_PATHS[1]} (the original's default)
   --init_from NAME       pretrained OpenAI weights instead: gpt2, gpt2-medium, gpt2-large or gpt2-xl (downloaded once)
 
@@ -213,14 +214,15 @@ async function weightsFile(s: SampleSettings): Promise<string> {
     const { pretrainedWeightsFile } = await import('../gpt/pretrained.js');
     return pretrainedWeightsFile(s.source.initFrom, log);
   }
-  const file = s.source.ckptPath;
-  const { pathExists } = await import('../train/checkpoint.js');
-  if (!(await pathExists(file))) {
+  const { pathExists, resolveCheckpointArg } = await import('../train/checkpoint.js');
+  if (!(await pathExists(s.source.ckptPath))) {
     throw new UserError(
-      `no checkpoint at ${file}`,
+      `no checkpoint at ${s.source.ckptPath}`,
       'train a model first (nanogpt train), or pass --ckpt_path FILE, or --init_from gpt2 for pretrained GPT-2',
     );
   }
+  const { file, note } = resolveCheckpointArg(s.source.ckptPath);
+  if (note) log(note);
   return file;
 }
 

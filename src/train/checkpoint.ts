@@ -1,6 +1,6 @@
 // Checkpoints (the best model) and snapshots (everything needed to resume) as safetensors files: tensors plus
 // JSON metadata. No pickle: loading a file never runs code. Paths may be local or s3://.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import * as torch from '../torch/index.js';
 import { isUserError, UserError } from '../util/errors.js';
@@ -21,6 +21,36 @@ export const SNAPSHOT_FORMAT = 'nanogpt-ts/snapshot/1';
 
 export async function pathExists(p: string): Promise<boolean> {
   return isRemote(p) ? s3Exists(p) : existsSync(p);
+}
+
+/** What a run directory or model folder holds that --ckpt_path can mean, in the order it is preferred. */
+const IN_FOLDER = [
+  ['ckpt.pt', "the run's best model"],
+  ['model.safetensors', 'a Hugging Face GPT-2 model folder'],
+  ['snapshot.pt', "the run's latest snapshot"],
+] as const;
+
+/**
+ * A --ckpt_path as users pass it: a file as it is, or a folder — a training run's out_dir or an exported model
+ * folder — resolved to the checkpoint inside it (`note` says which). A folder without one is a UserError naming the
+ * checkpoint-like files it does hold. s3:// paths are objects, taken as they are.
+ */
+export function resolveCheckpointArg(p: string, flag = '--ckpt_path'): { file: string; note?: string } {
+  if (isRemote(p) || !existsSync(p) || !statSync(p).isDirectory()) return { file: p };
+  for (const [name, what] of IN_FOLDER) {
+    const f = path.join(p, name);
+    if (existsSync(f) && statSync(f).isFile()) return { file: f, note: `${flag} ${p} is a folder: using ${f} (${what})` };
+  }
+  let candidates: string[] = [];
+  try {
+    candidates = readdirSync(p).filter((n) => /\.(pt|safetensors)$/.test(n)).sort().slice(0, 5);
+  } catch {
+    // unreadable: the generic fix below still applies
+  }
+  throw new UserError(
+    `${flag} ${p} is a folder without ckpt.pt, model.safetensors or snapshot.pt`,
+    candidates.length ? `pass one of its checkpoint files, e.g. ${flag} ${path.join(p, candidates[0]!)} (it holds ${candidates.join(', ')})` : `pass a checkpoint file, e.g. ${flag} out/ckpt.pt (what nanogpt train writes)`,
+  );
 }
 
 /** Writes the model weights (Hugging Face names, our Linear layout) and its shape. */

@@ -168,6 +168,12 @@ test('our checkpoints, our snapshots and Hugging Face GPT-2 files give the same 
   assert.deepEqual([fromCkpt.source.kind, fromSnapshot.source.kind, fromHf.source.kind], ['model', 'snapshot', 'huggingface']);
   assert.deepEqual(fromSnapshot.samples[0]!.tokens, fromCkpt.samples[0]!.tokens);
   assert.deepEqual(fromHf.samples[0]!.tokens, fromCkpt.samples[0]!.tokens);
+  // Folders as users pass them: a run directory (here without ckpt.pt, so its snapshot.pt) and a model folder.
+  const fromRunDir = greedy(dir);
+  const fromHfDir = greedy(path.join(dir, 'hf'));
+  assert.deepEqual([fromRunDir.source.kind, fromHfDir.source.kind], ['snapshot', 'huggingface']);
+  assert.deepEqual(fromRunDir.samples[0]!.tokens, fromCkpt.samples[0]!.tokens);
+  assert.deepEqual(fromHfDir.samples[0]!.tokens, fromCkpt.samples[0]!.tokens);
 });
 
 test('a prompt longer than block_size slides', () => {
