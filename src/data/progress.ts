@@ -9,15 +9,27 @@ function fmtDuration(s: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
 
+/**
+ * How far the run is, 0..1, or undefined when the source's size is unknown. Documents when the source knows its
+ * count (Parquet row counts, one document per text file): exact. Else text bytes against the source's file sizes,
+ * which is only a guide — a Parquet file's text is larger than its compressed size, an Alpaca template adds text —
+ * so it is held below 100% until the run is really done.
+ */
+export function progressFraction(p: PrepareProgress): number | undefined {
+  if (p.done) return 1;
+  if (p.estimatedDocuments && p.estimatedDocuments > 0) return Math.min(0.999, p.documents / p.estimatedDocuments);
+  if (p.estimatedBytes && p.estimatedBytes > 0) return Math.min(0.999, p.bytes / p.estimatedBytes);
+  return undefined;
+}
+
 /** One status line: documents, MB, MB/s, tokens and (when the source's size is known) percent and ETA. */
 export function formatProgress(p: PrepareProgress): string {
   const rate = p.elapsedS > 0 ? p.bytes / 1e6 / p.elapsedS : 0;
   const parts = [`${formatCount(p.documents)} docs`, formatBytes(p.bytes), `${rate.toFixed(1)} MB/s`, `${formatCount(p.tokens)} tokens`];
-  if (p.estimatedBytes && p.estimatedBytes > 0) {
-    // File sizes include markup (JSON keys, blank lines), so a finished run shows 100% rather than a shortfall.
-    const frac = p.done ? 1 : Math.min(1, p.bytes / p.estimatedBytes);
-    const eta = rate > 0 ? (p.estimatedBytes - p.bytes) / 1e6 / rate : NaN;
-    parts.unshift(`${(frac * 100).toFixed(1).padStart(5)}%`);
+  const frac = progressFraction(p);
+  if (frac !== undefined) {
+    const eta = frac > 0 ? (p.elapsedS * (1 - frac)) / frac : NaN;
+    parts.unshift(`${(Math.floor(frac * 1000) / 10).toFixed(1).padStart(5)}%`);
     parts.push(p.done ? `done in ${fmtDuration(p.elapsedS)}` : `ETA ${fmtDuration(eta)}`);
   } else {
     parts.push(p.done ? `done in ${fmtDuration(p.elapsedS)}` : `${fmtDuration(p.elapsedS)} elapsed`);
@@ -47,8 +59,8 @@ export function progressReporter(
     last = now;
     const line = formatProgress(p);
     if (tty) {
-      const frac = p.estimatedBytes ? p.bytes / p.estimatedBytes : 0;
-      const text = `${p.estimatedBytes ? bar(frac) + ' ' : ''}${line}`;
+      const frac = progressFraction(p);
+      const text = `${frac !== undefined ? bar(frac) + ' ' : ''}${line}`;
       stream.write(`\r${text}\x1b[K${p.done ? '\n' : ''}`);
     } else {
       stream.write(`tokenize: ${line}\n`);

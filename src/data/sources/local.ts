@@ -243,6 +243,21 @@ async function* fileDocuments<U>(files: string[], opts: LocalSourceOptions, read
   }
 }
 
+/**
+ * The number of documents when it is known without reading the text: one per text file (unless split on blank
+ * lines), a Parquet file's row count from its footer. Undefined when any file's count needs a full read (JSON).
+ */
+async function countDocuments(files: string[], opts: LocalSourceOptions): Promise<number | undefined> {
+  let n = 0;
+  for (const f of files) {
+    const ext = path.extname(f).toLowerCase();
+    if (ext === '.parquet') n += Number((await (await parquetModule(f, opts)).readParquetMetadata(f)).num_rows);
+    else if (ext !== '.jsonl' && ext !== '.json' && !opts.splitOnBlankLines) n += 1;
+    else return undefined;
+  }
+  return n;
+}
+
 /** Local files as a document source; files are validated up front (they exist) and read lazily, one at a time. */
 export async function localFilesSource(opts: LocalSourceOptions): Promise<DocumentSource> {
   if (opts.paths.length === 0) throw new UserError('no input files given');
@@ -260,6 +275,7 @@ export async function localFilesSource(opts: LocalSourceOptions): Promise<Docume
     describe: files.length === 1 ? files[0]! : `${files.length} local files (${opts.paths.join(', ')})`,
     // File sizes: exact for text, an over-estimate for JSON (keys, quotes) and a rough guide for Parquet.
     estimatedBytes: bytes,
+    estimatedDocuments: await countDocuments(files, opts),
     documents: () => fileDocuments(files, opts, { jsonl: jsonlDocuments, parquet: parquetFileDocuments }),
     units: () => fileDocuments<WorkerUnit>(files, opts, { jsonl: jsonlUnits, parquet: parquetFileUnits }),
   };
