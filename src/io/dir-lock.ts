@@ -155,16 +155,32 @@ export class DirLock {
   }
 }
 
-function heldError(dir: string, file: string, holder: LockOwner, thisHost: string): UserError {
+/** The directory is locked by a process that runs (sameHost) or may run (another host). */
+export class LockHeldError extends UserError {
+  constructor(
+    problem: string,
+    fix: string,
+    readonly holder: LockOwner,
+    readonly sameHost: boolean,
+  ) {
+    super(problem, fix);
+  }
+}
+
+function heldError(dir: string, file: string, holder: LockOwner, thisHost: string): LockHeldError {
   const who = `${holder.command} (pid ${holder.pid} on ${holder.host}, started ${holder.started})`;
   if (holder.host === thisHost) {
-    return new UserError(
+    return new LockHeldError(
       `${dir} is in use by ${who}`,
       `wait for it to finish, stop it (kill ${holder.pid}), or use another directory; if that process is not nanogpt, delete the lock (rm ${file})`,
+      holder,
+      true,
     );
   }
-  return new UserError(
+  return new LockHeldError(
     `${dir} is in use by ${who}; that is another host, so nanogpt cannot tell from here whether it still runs`,
     `if that run is over (check on ${holder.host}: ps -p ${holder.pid}), delete the lock (rm ${file}) and rerun; else use another directory`,
+    holder,
+    false,
   );
 }

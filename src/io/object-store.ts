@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type HeadObjectCommandOutput, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client, type HeadObjectCommandOutput, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { checkBucketName } from './s3-names.js';
 import { readBoundedFile } from './bounded-read.js';
@@ -43,6 +43,8 @@ export interface TransferOptions {
   onProgress?: (p: TransferProgress) => void;
   /** Stops a transfer; a download keeps what it has for the next attempt to resume. */
   signal?: AbortSignal;
+  /** The setting the URL came from (e.g. data_dir), named in error messages instead of --bucket. */
+  setting?: string;
 }
 
 export interface TransferResult {
@@ -131,7 +133,7 @@ type AwsError = Error & { Code?: string; code?: string; $metadata?: { httpStatus
  * Turns SDK errors the user can fix into UserErrors naming the fix; anything else is rethrown unchanged.
  * `what` names the object or bucket being worked on.
  */
-export function toS3UserError(err: unknown, loc: { bucket: string; key?: string }, client?: S3Client): unknown {
+export function toS3UserError(err: unknown, loc: { bucket: string; key?: string; setting?: string }, client?: S3Client): unknown {
   const e = err as AwsError;
   if (!(e instanceof Error)) return err;
   const name = e.name || e.Code || '';
@@ -141,14 +143,17 @@ export function toS3UserError(err: unknown, loc: { bucket: string; key?: string 
   const netCode = e.code ?? e.cause?.code ?? '';
   // HEAD requests carry no error body, so a missing bucket shows up as a bare NotFound on a bucket-only call.
   if (name === 'NoSuchBucket' || ((name === 'NotFound' || status === 404) && loc.key === undefined)) {
-    return new UserError(`bucket '${loc.bucket}' does not exist on ${where}`, 'check the bucket name (--bucket), AWS_REGION and AWS_ENDPOINT_URL, or create the bucket');
+    return new UserError(
+      `${loc.setting ? `${loc.setting}: ` : ''}bucket '${loc.bucket}' does not exist on ${where}`,
+      `check the bucket name (${loc.setting ?? '--bucket'}), AWS_REGION and AWS_ENDPOINT_URL, or create the bucket`,
+    );
   }
   if (name === 'NoSuchKey' || (name === 'NotFound' && loc.key !== undefined)) {
-    return new UserError(`${url} does not exist on ${where}`, 'check the bucket and key (or --prefix); list the bucket with `aws s3 ls`');
+    return new UserError(`${loc.setting ? `${loc.setting}: ` : ''}${url} does not exist on ${where}`, `check the bucket and key (${loc.setting ?? 'or --prefix'}); list the bucket with \`aws s3 ls\``);
   }
   if (['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled'].includes(name) || status === 403) {
     return new UserError(
-      `access to ${url} denied by ${where} (${name || `HTTP ${status}`})`,
+      `${loc.setting ? `${loc.setting}: ` : ''}access to ${url} denied by ${where} (${name || `HTTP ${status}`})`,
       'check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or AWS_PROFILE) and that they may use this bucket',
     );
   }
@@ -167,7 +172,7 @@ export function toS3UserError(err: unknown, loc: { bucket: string; key?: string 
   return err;
 }
 
-async function send<T>(client: S3Client, loc: { bucket: string; key?: string }, op: () => Promise<T>): Promise<T> {
+async function send<T>(client: S3Client, loc: { bucket: string; key?: string; setting?: string }, op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (err) {
@@ -185,17 +190,39 @@ async function sha256File(file: string): Promise<string> {
  * HEAD an object; undefined when it does not exist. A missing bucket also answers HEAD with a bare 404, so a
  * miss is followed by HEAD bucket to tell the two apart (a missing bucket is an error, a missing key is not).
  */
-async function headObject(client: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
+async function headObject(client: S3Client, bucket: string, key: string, signal?: AbortSignal, setting?: string): Promise<HeadObjectCommandOutput | undefined> {
   try {
     return await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
   } catch (err) {
     const e = err as AwsError;
     if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) {
-      await send(client, { bucket }, () => client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal }));
+      await send(client, { bucket, setting }, () => client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal }));
       return undefined;
     }
-    throw toS3UserError(err, { bucket, key }, client);
+    throw toS3UserError(err, { bucket, key, setting }, client);
   }
+}
+
+/** Size and ETag of s3://bucket/key, or undefined when the key does not exist (a missing bucket is a UserError). */
+export async function objectInfo(url: string, opts: { client?: S3Client; setting?: string } = {}): Promise<{ size: number; etag: string } | undefined> {
+  const { bucket, key } = parseS3Url(url);
+  const head = await headObject(opts.client ?? s3Client(), bucket, key, undefined, opts.setting);
+  return head && { size: head.ContentLength ?? 0, etag: head.ETag ?? '' };
+}
+
+/**
+ * Proves that objects can be written beside `url` (bucket exists, credentials may put and delete) by writing and
+ * removing a small probe object, so a run learns at its start, not after hours, that its checkpoints cannot be
+ * stored. `setting` names where the URL came from in the error.
+ */
+export async function probeWritable(url: string, opts: { client?: S3Client; setting?: string } = {}): Promise<void> {
+  const { bucket, key } = parseS3Url(url);
+  checkBucketName(bucket, opts.setting ?? url);
+  const client = opts.client ?? s3Client();
+  const probe = `${key}.write-probe-${process.pid}-${Date.now().toString(36)}`;
+  const loc = { bucket, key: probe, setting: opts.setting };
+  await send(client, loc, () => client.send(new PutObjectCommand({ Bucket: bucket, Key: probe, Body: 'nanogpt-ts write probe' })));
+  await send(client, loc, () => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: probe })));
 }
 
 /** Does s3://bucket/key exist? (A missing bucket is a UserError, not false.) */
@@ -277,10 +304,10 @@ interface PartialState {
  * sha256 in the object's metadata (when it was uploaded by us) before the atomic rename to `dest`.
  */
 export async function downloadFile(bucket: string, key: string, dest: string, opts: TransferOptions = {}): Promise<TransferResult> {
-  checkBucketName(bucket, 'the bucket');
+  checkBucketName(bucket, opts.setting ?? 'the bucket');
   const client = opts.client ?? s3Client();
-  const head = await headObject(client, bucket, key, opts.signal);
-  if (!head) throw toS3UserError(Object.assign(new Error('not found'), { name: 'NoSuchKey' }), { bucket, key }, client);
+  const head = await headObject(client, bucket, key, opts.signal, opts.setting);
+  if (!head) throw toS3UserError(Object.assign(new Error('not found'), { name: 'NoSuchKey' }), { bucket, key, setting: opts.setting }, client);
   const size = head.ContentLength ?? 0;
   const etag = head.ETag ?? '';
   const expectedSha = head.Metadata?.sha256;
@@ -313,7 +340,7 @@ export async function downloadFile(bucket: string, key: string, dest: string, op
     const inFlight: Promise<Uint8Array>[] = [];
     const fetchRange = async (start: number, end: number): Promise<Uint8Array> => {
       // If-Match: if the object is replaced mid-download, fail rather than splice two versions together.
-      const res = await send(client, { bucket, key }, () =>
+      const res = await send(client, { bucket, key, setting: opts.setting }, () =>
         client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}`, IfMatch: etag || undefined }), { abortSignal: opts.signal }),
       );
       const bytes = await res.Body!.transformToByteArray();

@@ -11,6 +11,7 @@ import { METRICS_FILE, REPORT_HTML, REPORT_PNG, writeReport } from '../report/wr
 import { pathExists } from './checkpoint.js';
 import { DirLock } from '../io/dir-lock.js';
 import { removeStaleTemps } from '../io/atomic.js';
+import { localDataDir, probeRemoteOutputs } from './remote-paths.js';
 
 export interface RunOptions {
   /** Start over: move the previous run's snapshot, best model, metrics and report aside instead of resuming. */
@@ -33,7 +34,10 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   try {
     if (lock) await removeLeftoverTemps(config, started, log);
     if (lock && opts.fresh) await moveRunAside(config, log);
-    return await runRanks(config, info, log);
+    // Before any work: a bucket that cannot take the checkpoints fails now, not at the first eval hours later.
+    if (info.rank === 0) await probeRemoteOutputs(config, log);
+    const dataDir = await localDataDir(config.data_dir, log);
+    return await runRanks(dataDir === config.data_dir ? config : { ...config, data_dir: dataDir }, info, log);
   } finally {
     lock?.release();
   }
