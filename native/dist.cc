@@ -9,6 +9,7 @@
 #define USE_C10D_GLOO
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
@@ -102,25 +103,26 @@ void FinalizeGroup(Napi::Env, Group* g) {
   delete g;
 }
 
-// pgCreate({rank, worldSize, masterAddr, masterPort, timeoutMs, hostname?}) → Promise<group>
-Napi::Value PgCreate(const Napi::CallbackInfo& info) {
+// storeConnect({rank, worldSize, masterAddr, masterPort, timeoutMs}) → Promise<group>: rank 0 starts the TCPStore
+// server, the others connect to it. Nothing waits for the other ranks here (waitWorkers off): a stray client must
+// not count as a rank, so the TypeScript layer checks the job's identity on the store before any Gloo rendezvous.
+Napi::Value StoreConnect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "pgCreate expects an options object");
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "storeConnect expects an options object");
   Napi::Object o = info[0].As<Napi::Object>();
   auto num = [&](const char* k) -> double {
     Napi::Value v = o.Get(k);
-    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("pgCreate: ") + k + " must be a number");
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("storeConnect: ") + k + " must be a number");
     return v.As<Napi::Number>().DoubleValue();
   };
   int rank = static_cast<int>(num("rank"));
   int size = static_cast<int>(num("worldSize"));
   int port = static_cast<int>(num("masterPort"));
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(num("timeoutMs")));
-  if (!o.Get("masterAddr").IsString()) throw Napi::TypeError::New(env, "pgCreate: masterAddr must be a string");
+  if (!o.Get("masterAddr").IsString()) throw Napi::TypeError::New(env, "storeConnect: masterAddr must be a string");
   std::string addr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
-  std::string hostname = o.Get("hostname").IsString() ? o.Get("hostname").As<Napi::String>().Utf8Value() : "";
-  if (size < 1 || rank < 0 || rank >= size) throw Napi::RangeError::New(env, "pgCreate: need 0 <= rank < worldSize");
-  if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "pgCreate: masterPort must be in 1..65535");
+  if (size < 1 || rank < 0 || rank >= size) throw Napi::RangeError::New(env, "storeConnect: need 0 <= rank < worldSize");
+  if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "storeConnect: masterPort must be in 1..65535");
 
   auto* g = new Group();
   g->rank = rank;
@@ -130,28 +132,51 @@ Napi::Value PgCreate(const Napi::CallbackInfo& info) {
   auto ref = std::make_shared<Napi::Reference<Napi::External<Group>>>(Napi::Persistent(handle));
   return Start(
       env,
-      [g, rank, size, port, timeout, addr, hostname]() {
+      [g, rank, size, port, timeout, addr]() {
         c10d::TCPStoreOptions so;
         so.port = static_cast<std::uint16_t>(port);
         so.isServer = rank == 0;
         so.numWorkers = static_cast<std::size_t>(size);
-        so.waitWorkers = true;
+        so.waitWorkers = false;
         so.timeout = timeout;
 #if NTS_TORCH_AT_LEAST(2, 4)
         // 2.4 made libuv the default TCPStore backend, and builds without libuv (Debian's 2.6) then throw at
         // construction: the classic backend works everywhere.
         so.useLibUV = false;
 #endif
-        auto store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+        g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+      },
+      [ref](Napi::Env) -> Napi::Value { return ref->Value(); });
+}
+
+// pgConnect(group, prefix, hostname) → Promise<void>: the Gloo rendezvous, with every key under `prefix` (a
+// c10d::PrefixStore), so only ranks that know the run's prefix meet. Gloo binds to and advertises `hostname`.
+Napi::Value PgConnect(const Napi::CallbackInfo& info) {
+  Group* g = StoreGroup(info, 0);
+  std::string prefix = Str(info, 1);
+  std::string hostname = Str(info, 2);
+  if (g->pg) throw Napi::Error::New(info.Env(), "pgConnect: the process group is already connected");
+  auto store = g->store;
+  int rank = g->rank, size = g->size;
+  auto timeout = g->timeout;
+  auto out = std::make_shared<c10::intrusive_ptr<c10d::ProcessGroupGloo>>();
+  // Holding the handle keeps `g` alive (its finalizer deletes it) until the connection is done.
+  auto ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[0]));
+  return Start(
+      info.Env(),
+      [store, prefix, hostname, rank, size, timeout, out]() {
+        auto prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
         auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
         opts->devices.push_back(hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
                                                  : c10d::ProcessGroupGloo::createDeviceForHostname(hostname));
         opts->threads = 2;
-        auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, opts);
-        g->store = store;
-        g->pg = pg;
+        *out = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, opts);
       },
-      [ref](Napi::Env) -> Napi::Value { return ref->Value(); });
+      [g, out, ref](Napi::Env env) -> Napi::Value {
+        // The group may have been destroyed while Gloo was connecting; then the new group is simply dropped.
+        if (g->magic == Group::kMagic && g->store) g->pg = *out;
+        return env.Undefined();
+      });
 }
 
 std::chrono::milliseconds TimeoutOf(const Group* g) { return g->timeout; }
@@ -288,7 +313,8 @@ Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
 
 void InitDist(Napi::Env env, Napi::Object exports) {
   (void)env;
-  NTS_EXPORT(exports, "pgCreate", PgCreate);
+  NTS_EXPORT(exports, "storeConnect", StoreConnect);
+  NTS_EXPORT(exports, "pgConnect", PgConnect);
   NTS_EXPORT(exports, "pgAllreduce", PgAllreduce);
   NTS_EXPORT(exports, "pgBroadcast", PgBroadcast);
   NTS_EXPORT(exports, "pgBarrier", PgBarrier);
