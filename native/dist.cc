@@ -13,8 +13,15 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <stdexcept>
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace nts {
 
@@ -96,6 +103,31 @@ Napi::Value Start(Napi::Env env, Job::Work work, Job::Done done = nullptr) {
   return p;
 }
 
+#if NTS_TORCH_AT_LEAST(2, 4)
+// A TCP socket listening on addr:port, for TCPStoreOptions::masterListenFd: the store's own server can only
+// listen on the wildcard address, and a bound fd is the one way to give it a specific one.
+int ListenOn(const std::string& addr, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(addr.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) throw std::runtime_error("cannot listen on " + addr + ": " + gai_strerror(rc));
+  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+  int one = 1;
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+      listen(fd, 2048) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    freeaddrinfo(res);
+    throw std::runtime_error("cannot listen on " + addr + ":" + std::to_string(port) + ": " + std::strerror(err) + " (errno: " + std::to_string(err) + ")");
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+#endif
+
 void FinalizeGroup(Napi::Env, Group* g) {
   // Normally destroy() has already released everything. If the handle is simply forgotten, drop the references
   // here; Gloo's destructor only joins its (idle) worker threads.
@@ -103,8 +135,9 @@ void FinalizeGroup(Napi::Env, Group* g) {
   delete g;
 }
 
-// storeConnect({rank, worldSize, masterAddr, masterPort, timeoutMs}) → Promise<group>: rank 0 starts the TCPStore
-// server, the others connect to it. Nothing waits for the other ranks here (waitWorkers off): a stray client must
+// storeConnect({rank, worldSize, masterAddr, masterPort, timeoutMs, bindAddr?}) → Promise<group>: rank 0 starts the
+// TCPStore server (on bindAddr where libtorch can, 2.4 and later; 1.13 listens on every address), the others
+// connect to it. Nothing waits for the other ranks here (waitWorkers off): a stray client must
 // not count as a rank, so the TypeScript layer checks the job's identity on the store before any Gloo rendezvous.
 Napi::Value StoreConnect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -121,6 +154,7 @@ Napi::Value StoreConnect(const Napi::CallbackInfo& info) {
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(num("timeoutMs")));
   if (!o.Get("masterAddr").IsString()) throw Napi::TypeError::New(env, "storeConnect: masterAddr must be a string");
   std::string addr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
+  std::string bindAddr = o.Get("bindAddr").IsString() ? o.Get("bindAddr").As<Napi::String>().Utf8Value() : "";
   if (size < 1 || rank < 0 || rank >= size) throw Napi::RangeError::New(env, "storeConnect: need 0 <= rank < worldSize");
   if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "storeConnect: masterPort must be in 1..65535");
 
@@ -132,7 +166,7 @@ Napi::Value StoreConnect(const Napi::CallbackInfo& info) {
   auto ref = std::make_shared<Napi::Reference<Napi::External<Group>>>(Napi::Persistent(handle));
   return Start(
       env,
-      [g, rank, size, port, timeout, addr]() {
+      [g, rank, size, port, timeout, addr, bindAddr]() {
         c10d::TCPStoreOptions so;
         so.port = static_cast<std::uint16_t>(port);
         so.isServer = rank == 0;
@@ -143,6 +177,9 @@ Napi::Value StoreConnect(const Napi::CallbackInfo& info) {
         // 2.4 made libuv the default TCPStore backend, and builds without libuv (Debian's 2.6) then throw at
         // construction: the classic backend works everywhere.
         so.useLibUV = false;
+        if (rank == 0 && !bindAddr.empty()) so.masterListenFd = ListenOn(bindAddr, port);
+#else
+        (void)bindAddr;
 #endif
         g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
       },

@@ -89,6 +89,20 @@ export function chooseAddress(f: AddressFacts): ChosenAddress {
   return { address: '127.0.0.1', why: `loopback (no other interface; ${reason})` };
 }
 
+/**
+ * Where rank 0's rendezvous store listens (libtorch 2.4 and later; 1.13 always listens on every address): only
+ * where the ranks dial it. A loopback literal keeps it on loopback; an address of this machine is the one every
+ * rank dials. Anything else needs every address, '' (the wildcard): a name mapped to loopback here (Debian's
+ * 127.0.1.1: rank 0's own client dials loopback, the peers another address), or an address that is not on an
+ * interface here (a NAT's).
+ */
+export function storeBindAddress(masterAddr: string, resolved: string, interfaces: AddressFacts['interfaces']): string {
+  if (isLoopbackLiteral(masterAddr)) return masterAddr === '::1' ? '::1' : '127.0.0.1';
+  if (!resolved || isLoopbackAddress(resolved)) return '';
+  const local = Object.values(interfaces).some((list) => list.some((a) => a.address === resolved));
+  return local ? resolved : '';
+}
+
 /** The local address whose route reaches `addr` (a UDP connect sends nothing; it only picks a route); '' if none. */
 export async function routeSourceToward(addr: string): Promise<string> {
   return new Promise((resolve) => {
@@ -116,7 +130,7 @@ export async function defaultRouteInterface(): Promise<string | undefined> {
 }
 
 /** Gathers the facts for chooseAddress on this machine. An unresolvable MASTER_ADDR gives no route (the rendezvous reports it). */
-export async function findLocalAddress(masterAddr: string, configIface: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ChosenAddress> {
+export async function findLocalAddress(masterAddr: string, configIface: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ChosenAddress & { storeBind: string }> {
   let resolved = '';
   try {
     resolved = isLoopbackLiteral(masterAddr) ? '127.0.0.1' : (await lookup(masterAddr)).address;
@@ -125,5 +139,6 @@ export async function findLocalAddress(masterAddr: string, configIface: string |
   }
   const routeSource = resolved ? await routeSourceToward(resolved) : '';
   const interfaces = os.networkInterfaces() as Record<string, InterfaceAddress[]>;
-  return chooseAddress({ masterAddr, routeSource, interfaces, defaultRouteInterface: await defaultRouteInterface(), configIface, env });
+  const chosen = chooseAddress({ masterAddr, routeSource, interfaces, defaultRouteInterface: await defaultRouteInterface(), configIface, env });
+  return { ...chosen, storeBind: storeBindAddress(masterAddr, resolved, interfaces) };
 }

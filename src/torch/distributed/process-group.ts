@@ -107,12 +107,13 @@ export class ProcessGroup {
         );
       }
     }
-    const address = opts.hostname ? { address: opts.hostname, why: 'given' } : await findLocalAddress(masterAddr, opts.iface);
+    const found = await findLocalAddress(masterAddr, opts.iface);
+    const address: ChosenAddress = opts.hostname ? { address: opts.hostname, why: 'given' } : { address: found.address, why: found.why };
 
     const started = Date.now();
     let handle: Handle;
     try {
-      handle = (await native.storeConnect({ rank, worldSize, masterAddr, masterPort, timeoutMs: collectiveMs })) as Handle;
+      handle = (await native.storeConnect({ rank, worldSize, masterAddr, masterPort, timeoutMs: collectiveMs, bindAddr: found.storeBind })) as Handle;
     } catch (err) {
       const cause = (err as Error).message;
       if (rank === 0) {

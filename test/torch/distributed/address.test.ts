@@ -1,7 +1,7 @@
 // The choice of the address a rank binds Gloo to and advertises: a pure function of the machine's facts.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chooseAddress, type AddressFacts, type InterfaceAddress } from '../../../src/torch/distributed/address.js';
+import { chooseAddress, storeBindAddress, type AddressFacts, type InterfaceAddress } from '../../../src/torch/distributed/address.js';
 import { UserError } from '../../../src/util/errors.js';
 
 const v4 = (address: string, internal = false): InterfaceAddress => ({ address, family: 'IPv4', internal });
@@ -57,4 +57,12 @@ test('an interface that does not exist is a UserError listing those that do', ()
     (e: unknown) => e instanceof UserError && /distributed\.iface is eth9, but this machine has no interface eth9/.test(e.problem) && /lo \(127\.0\.0\.1, ::1\), ens5 \(fe80::1, 172\.31\.5\.10, fd00::5\), docker0/.test(e.fix ?? ''),
   );
   assert.throws(() => chooseAddress(facts({ env: { GLOO_SOCKET_IFNAME: 'eth9' } })), /GLOO_SOCKET_IFNAME is eth9/);
+});
+
+test("rank 0's store listens where every rank dials it: loopback for a loopback literal, an address of this machine, else every address", () => {
+  assert.equal(storeBindAddress('127.0.0.1', '127.0.0.1', machine), '127.0.0.1');
+  assert.equal(storeBindAddress('localhost', '127.0.0.1', machine), '127.0.0.1');
+  assert.equal(storeBindAddress('node0', '172.31.5.10', machine), '172.31.5.10');
+  assert.equal(storeBindAddress('node0', '127.0.1.1', machine), '', "rank 0's own client dials 127.0.1.1, the peers 172.31.5.10");
+  assert.equal(storeBindAddress('203.0.113.7', '203.0.113.7', machine), '', 'an address not on this machine (NAT)');
 });
