@@ -37,7 +37,7 @@ test('rendezvous failures exit 2 naming the address, the port, the time waited a
       nanogpt(tinyTrainArgs(data, out('dns'), ['--distributed.timeout_s=2']), { env: rankEnv(1, refusedPort, { MASTER_ADDR: 'no-such-host.invalid' }), timeoutMs: 30_000 }),
       nanogpt(tinyTrainArgs(data, out('silent'), ['--distributed.timeout_s=2']), { env: rankEnv(1, silentPort), timeoutMs: 30_000 }),
     ]);
-    assertUserError(refused, new RegExp(`rank 1/2: nothing accepts connections at 127\\.0\\.0\\.1:${refusedPort} \\(MASTER_ADDR:MASTER_PORT\\); waited 1\\.\\d s[\\s\\S]*is rank 0 running`));
+    assertUserError(refused, new RegExp(`rank 1/2: nothing accepts connections at 127\\.0\\.0\\.1:${refusedPort} \\(MASTER_ADDR:MASTER_PORT\\); waited \\d+\\.\\d s[\\s\\S]*is rank 0 running`));
     assert.doesNotMatch(refused.stderr, /within 20000 ms/);
     assertUserError(unresolvable, /MASTER_ADDR no-such-host\.invalid does not resolve on this machine[\s\S]*DNS or \/etc\/hosts/);
     assertUserError(stuck, new RegExp(`127\\.0\\.0\\.1:${silentPort} accepted the connection but published no nanogpt job within \\d\\.\\d s[\\s\\S]*another program`));
@@ -90,7 +90,8 @@ test('a rank that hangs (SIGSTOP) ends the other within distributed.timeout_s, n
     const took = (Date.now() - stopped) / 1000;
     assert.equal(code, 2, r0.output());
     assert.match(r0.output(), /rank 1 did not respond/);
-    // The documented bound (README, docs/distributed.md): timeout_s after the step in progress, plus exiting.
+    // The documented bound (README, docs/distributed.md): timeout_s after it started waiting, + 1 s to finish the step
+    // in progress and leave the process.
     assert.ok(took <= timeoutS + 1, `rank 0 exited ${took.toFixed(2)} s after rank 1 hung (bound ${timeoutS} s + 1 s)`);
     process.stderr.write(`# rank 0 exited ${took.toFixed(2)} s after rank 1 hung (distributed.timeout_s ${timeoutS})\n`);
   } finally {

@@ -119,7 +119,7 @@ export class ProcessGroup {
       if (rank === 0) {
         const inUse = /address already in use|errno: 98\b/i.test(cause);
         throw new RendezvousError(
-          `${who}: could not start the rendezvous store on port ${masterPort}: ${cause}`,
+          `${who}: rendezvous at ${at} failed: rank 0 could not listen on port ${masterPort}: ${cause}`,
           inUse ? `port ${masterPort} is taken on this machine` : 'check MASTER_PORT',
           inUse,
         );
@@ -148,7 +148,8 @@ export class ProcessGroup {
     } catch (err) {
       const cause = (err as Error).message;
       const waited = ((Date.now() - started) / 1000).toFixed(1);
-      const timedOut = /timeout|timed out/i.test(cause);
+      // Gloo's "Connect timeout [addr]" / "connect [addr]: refused" is a peer it cannot reach, not a peer that never came.
+      const timedOut = /timeout|timed out/i.test(cause) && !/connect/i.test(cause);
       return fail(
         new RendezvousError(
           timedOut
