@@ -73,7 +73,7 @@ test('ranks started with different settings all exit 2 naming each setting, its 
   }
 });
 
-test('a rank that hangs (SIGSTOP) ends the other within distributed.timeout_s, naming it', async () => {
+test('a rank that hangs (SIGSTOP) ends the other within distributed.timeout_s + 1 s, naming it', async () => {
   const port = await freePort();
   const timeoutS = 4;
   const args = (name: string): string[] =>
