@@ -9,11 +9,19 @@
 #define USE_C10D_GLOO
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <stdexcept>
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace nts {
 
@@ -95,6 +103,31 @@ Napi::Value Start(Napi::Env env, Job::Work work, Job::Done done = nullptr) {
   return p;
 }
 
+#if NTS_TORCH_AT_LEAST(2, 4)
+// A TCP socket listening on addr:port, for TCPStoreOptions::masterListenFd: the store's own server can only
+// listen on the wildcard address, and a bound fd is the one way to give it a specific one.
+int ListenOn(const std::string& addr, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(addr.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) throw std::runtime_error("cannot listen on " + addr + ": " + gai_strerror(rc));
+  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+  int one = 1;
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+      listen(fd, 2048) != 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    freeaddrinfo(res);
+    throw std::runtime_error("cannot listen on " + addr + ":" + std::to_string(port) + ": " + std::strerror(err) + " (errno: " + std::to_string(err) + ")");
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+#endif
+
 void FinalizeGroup(Napi::Env, Group* g) {
   // Normally destroy() has already released everything. If the handle is simply forgotten, drop the references
   // here; Gloo's destructor only joins its (idle) worker threads.
@@ -102,25 +135,28 @@ void FinalizeGroup(Napi::Env, Group* g) {
   delete g;
 }
 
-// pgCreate({rank, worldSize, masterAddr, masterPort, timeoutMs, hostname?}) → Promise<group>
-Napi::Value PgCreate(const Napi::CallbackInfo& info) {
+// storeConnect({rank, worldSize, masterAddr, masterPort, timeoutMs, bindAddr?}) → Promise<group>: rank 0 starts the
+// TCPStore server (on bindAddr where libtorch can, 2.4 and later; 1.13 listens on every address), the others
+// connect to it. Nothing waits for the other ranks here (waitWorkers off): a stray client must
+// not count as a rank, so the TypeScript layer checks the job's identity on the store before any Gloo rendezvous.
+Napi::Value StoreConnect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "pgCreate expects an options object");
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "storeConnect expects an options object");
   Napi::Object o = info[0].As<Napi::Object>();
   auto num = [&](const char* k) -> double {
     Napi::Value v = o.Get(k);
-    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("pgCreate: ") + k + " must be a number");
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("storeConnect: ") + k + " must be a number");
     return v.As<Napi::Number>().DoubleValue();
   };
   int rank = static_cast<int>(num("rank"));
   int size = static_cast<int>(num("worldSize"));
   int port = static_cast<int>(num("masterPort"));
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(num("timeoutMs")));
-  if (!o.Get("masterAddr").IsString()) throw Napi::TypeError::New(env, "pgCreate: masterAddr must be a string");
+  if (!o.Get("masterAddr").IsString()) throw Napi::TypeError::New(env, "storeConnect: masterAddr must be a string");
   std::string addr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
-  std::string hostname = o.Get("hostname").IsString() ? o.Get("hostname").As<Napi::String>().Utf8Value() : "";
-  if (size < 1 || rank < 0 || rank >= size) throw Napi::RangeError::New(env, "pgCreate: need 0 <= rank < worldSize");
-  if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "pgCreate: masterPort must be in 1..65535");
+  std::string bindAddr = o.Get("bindAddr").IsString() ? o.Get("bindAddr").As<Napi::String>().Utf8Value() : "";
+  if (size < 1 || rank < 0 || rank >= size) throw Napi::RangeError::New(env, "storeConnect: need 0 <= rank < worldSize");
+  if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "storeConnect: masterPort must be in 1..65535");
 
   auto* g = new Group();
   g->rank = rank;
@@ -130,28 +166,54 @@ Napi::Value PgCreate(const Napi::CallbackInfo& info) {
   auto ref = std::make_shared<Napi::Reference<Napi::External<Group>>>(Napi::Persistent(handle));
   return Start(
       env,
-      [g, rank, size, port, timeout, addr, hostname]() {
+      [g, rank, size, port, timeout, addr, bindAddr]() {
         c10d::TCPStoreOptions so;
         so.port = static_cast<std::uint16_t>(port);
         so.isServer = rank == 0;
         so.numWorkers = static_cast<std::size_t>(size);
-        so.waitWorkers = true;
+        so.waitWorkers = false;
         so.timeout = timeout;
 #if NTS_TORCH_AT_LEAST(2, 4)
         // 2.4 made libuv the default TCPStore backend, and builds without libuv (Debian's 2.6) then throw at
         // construction: the classic backend works everywhere.
         so.useLibUV = false;
+        if (rank == 0 && !bindAddr.empty()) so.masterListenFd = ListenOn(bindAddr, port);
+#else
+        (void)bindAddr;
 #endif
-        auto store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+        g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+      },
+      [ref](Napi::Env) -> Napi::Value { return ref->Value(); });
+}
+
+// pgConnect(group, prefix, hostname) → Promise<void>: the Gloo rendezvous, with every key under `prefix` (a
+// c10d::PrefixStore), so only ranks that know the run's prefix meet. Gloo binds to and advertises `hostname`.
+Napi::Value PgConnect(const Napi::CallbackInfo& info) {
+  Group* g = StoreGroup(info, 0);
+  std::string prefix = Str(info, 1);
+  std::string hostname = Str(info, 2);
+  if (g->pg) throw Napi::Error::New(info.Env(), "pgConnect: the process group is already connected");
+  auto store = g->store;
+  int rank = g->rank, size = g->size;
+  auto timeout = g->timeout;
+  auto out = std::make_shared<c10::intrusive_ptr<c10d::ProcessGroupGloo>>();
+  // Holding the handle keeps `g` alive (its finalizer deletes it) until the connection is done.
+  auto ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[0]));
+  return Start(
+      info.Env(),
+      [store, prefix, hostname, rank, size, timeout, out]() {
+        auto prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
         auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
         opts->devices.push_back(hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
                                                  : c10d::ProcessGroupGloo::createDeviceForHostname(hostname));
         opts->threads = 2;
-        auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, opts);
-        g->store = store;
-        g->pg = pg;
+        *out = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size, opts);
       },
-      [ref](Napi::Env) -> Napi::Value { return ref->Value(); });
+      [g, out, ref](Napi::Env env) -> Napi::Value {
+        // The group may have been destroyed while Gloo was connecting; then the new group is simply dropped.
+        if (g->magic == Group::kMagic && g->store) g->pg = *out;
+        return env.Undefined();
+      });
 }
 
 std::chrono::milliseconds TimeoutOf(const Group* g) { return g->timeout; }
@@ -288,7 +350,8 @@ Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
 
 void InitDist(Napi::Env env, Napi::Object exports) {
   (void)env;
-  NTS_EXPORT(exports, "pgCreate", PgCreate);
+  NTS_EXPORT(exports, "storeConnect", StoreConnect);
+  NTS_EXPORT(exports, "pgConnect", PgConnect);
   NTS_EXPORT(exports, "pgAllreduce", PgAllreduce);
   NTS_EXPORT(exports, "pgBroadcast", PgBroadcast);
   NTS_EXPORT(exports, "pgBarrier", PgBarrier);

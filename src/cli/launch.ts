@@ -1,11 +1,13 @@
 // `nanogpt launch`: start the ranks of a distributed run — N on this machine (like torchrun), or across the
 // machines of a hosts file through mpirun (else ssh), as the original tutorial did by hand.
+import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import { UserError } from '../util/errors.js';
 import { DEFAULT_MASTER_PORT } from '../distributed/env.js';
+import { RUN_TOKEN_VAR } from '../distributed/job.js';
 import { baseEnv, freePort, localSpecs, portProblem, resolveCommand, supervise, type ProcSpec } from '../distributed/launch.js';
 import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, openMpiMajorVersion, readHostsFile, sshArgs } from '../distributed/hosts.js';
 import { chooseThreads, findTcmalloc, threadEnv, tooManyThreads } from '../runtime/threads.js';
@@ -82,7 +84,8 @@ async function run(argv: string[]): Promise<number> {
   const dryRun = flagBoolean(args, 'dry_run');
   const hostsFile = flagString(args, 'hosts');
 
-  const extraEnv: Record<string, string> = {};
+  // A fresh secret per run: the ranks check it at rendezvous, so a stray rank of another run cannot join this one.
+  const extraEnv: Record<string, string> = { [RUN_TOKEN_VAR]: randomBytes(16).toString('hex') };
   if (flagBoolean(args, 'tcmalloc')) extraEnv.LD_PRELOAD = withPreload(process.env.LD_PRELOAD, findTcmalloc());
   else if (hostsFile === undefined) {
     // Local ranks get tcmalloc whenever it is installed (src/runtime/allocator.ts says why); on other hosts each

@@ -63,7 +63,8 @@ export const SCHEMA: Section = {
   distributed: {
     main_process_ip: { type: 'string|null', default: null, doc: 'rendezvous address for multi-machine runs (else MASTER_ADDR)' },
     main_process_port: { type: 'integer', default: 0, doc: 'rendezvous port (0 = MASTER_PORT or 29500)' },
-    timeout_s: { type: 'number', default: 300, doc: 'seconds a rank waits for its peers before failing' },
+    iface: { type: 'string|null', default: null, doc: 'network interface whose address Gloo binds to and advertises (else GLOO_SOCKET_IFNAME, else the one routing to the master; exit 2 if it does not exist)' },
+    timeout_s: { type: 'number', default: 300, doc: 'seconds a rank waits for its peers before it exits (rendezvous, or a collective plus the diagnosis of who is gone)' },
     check_interval: { type: 'integer', default: 100, doc: 'compare parameter checksums across ranks every this many steps (0 = only at the end)' },
     overlap_comm: { type: 'boolean', default: true, doc: "start each gradient bucket's all-reduce during backward, once its gradients are final (false = after backward)" },
   },
@@ -99,5 +100,5 @@ export interface TrainConfig {
   seed: number;
   out_dir: string;
   threads: number;
-  distributed: { main_process_ip: string | null; main_process_port: number; timeout_s: number; check_interval: number; overlap_comm: boolean };
+  distributed: { main_process_ip: string | null; main_process_port: number; iface: string | null; timeout_s: number; check_interval: number; overlap_comm: boolean };
 }

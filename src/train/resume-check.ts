@@ -16,9 +16,9 @@ export interface SettingChange {
 const FIXED_KEYS = ['block_size', 'init_from'];
 const SCRATCH_SHAPE_KEYS = ['model.preset', 'model.n_layer', 'model.n_head', 'model.n_embd', 'model.vocab_size', 'model.bias'];
 // Where and how this process runs, not what it trains: never worth a line.
-const IGNORED_KEYS = new Set(['out_dir', 'threads', 'distributed.main_process_ip', 'distributed.main_process_port']);
+const IGNORED_KEYS = new Set(['out_dir', 'threads', 'distributed.main_process_ip', 'distributed.main_process_port', 'distributed.iface']);
 
-function flatten(obj: unknown, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
+export function flatten(obj: unknown, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
   if (typeof obj === 'object' && obj !== null && !Array.isArray(obj)) {
     for (const [k, v] of Object.entries(obj)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
   } else if (prefix) {

@@ -7,6 +7,9 @@ import { train, type DistContext, type TrainResult } from './trainer.js';
 import { CollectiveError, ProcessGroup, RendezvousError } from '../torch/distributed/index.js';
 import { UserError } from '../util/errors.js';
 import { discoverRank } from '../distributed/env.js';
+import { jobIdentity } from '../distributed/job.js';
+import { checkRanksAgree, sharedSettings } from './agreement.js';
+import { codeVersion } from './code-version.js';
 import { METRICS_FILE, REPORT_HTML, REPORT_PNG, writeReport } from '../report/write-report.js';
 import { pathExists } from './checkpoint.js';
 import { DirLock } from '../io/dir-lock.js';
@@ -54,15 +57,27 @@ async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRan
         masterAddr: info.masterAddr,
         masterPort: info.masterPort,
         timeoutMs: config.distributed.timeout_s * 1000,
+        iface: config.distributed.iface ?? undefined,
+        job: jobIdentity(),
       });
     } catch (err) {
       if (!(err instanceof RendezvousError)) throw err;
       throw new UserError(
-        err.message.split('\n')[0]!,
+        err.problem,
         err.addressInUse
           ? `port ${info.masterPort} is taken on this machine (another run?): choose a free one (MASTER_PORT, nanogpt launch --master_port, distributed.main_process_port) or stop the process that holds it (ss -ltnp | grep :${info.masterPort})`
-          : `${err.advice}; distributed.timeout_s sets how long ranks wait for each other`,
+          : err.advice,
       );
+    }
+    try {
+      const addresses = await checkRanksAgree(pg, sharedSettings(config, codeVersion()));
+      if (info.rank === 0) {
+        log(`rendezvous at ${info.masterAddr}:${info.masterPort}: ${info.worldSize} ranks agree on the settings; Gloo addresses ${addresses.map((a, r) => `${r}=${a}`).join(' ')} (rank 0: ${pg.address.why})`);
+      }
+    } catch (err) {
+      await pg.destroy();
+      if (err instanceof CollectiveError) throw new UserError(err.message, 'look at the log of the rank named above');
+      throw err;
     }
     dist = { pg, rank: info.rank, worldSize: info.worldSize, localWorldSize: info.localWorldSize };
   }

@@ -1,22 +1,33 @@
 // A process group over c10d's TCPStore (rendezvous) and Gloo (collectives). Collectives run on libuv worker
 // threads, so awaiting one never freezes the event loop. They are issued strictly one after another (a promise
 // chain), which keeps the order identical on every rank — Gloo requires that — even if callers do not await.
-import * as dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { native, type Handle } from '../native.js';
 import { noGrad } from '../grad-mode.js';
 import { Tensor, wrapList } from '../tensor.js';
 import { cat } from '../functional.js';
 import { scope } from '../scope.js';
+import { findLocalAddress, isLoopbackLiteral, type ChosenAddress } from './address.js';
+import { checkSameJob, JOB_KEY, keyPrefix, publishedJobId, RendezvousError, storeUnreachable, type JobIdentity } from './rendezvous.js';
+
+export { RendezvousError };
 
 export interface ProcessGroupOptions {
   rank: number;
   worldSize: number;
   masterAddr: string;
   masterPort: number;
-  /** How long rendezvous and each collective may wait for peers before failing (default 60 s). */
+  /**
+   * The whole time a rank may wait for its peers before failing (default 60 s): rendezvous, and a failed collective
+   * including the diagnosis of who is gone (see splitTimeout).
+   */
   timeoutMs?: number;
-  /** The address this rank's Gloo transport binds to; found automatically (the interface that routes to masterAddr). */
+  /** The address this rank's Gloo transport binds to and advertises; by default chosen by chooseAddress. */
   hostname?: string;
+  /** An interface name to take the address from (distributed.iface); GLOO_SOCKET_IFNAME is read when unset. */
+  iface?: string;
+  /** Who this job is: ranks with another identity are refused, and every key lives under a prefix derived from it. */
+  job?: JobIdentity;
 }
 
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min';
@@ -28,78 +39,129 @@ export class CollectiveError extends Error {
   }
 }
 
-/** Rendezvous failed: a peer did not come, the address is unreachable, or (rank 0) the port is taken. */
-export class RendezvousError extends Error {
-  constructor(
-    message: string,
-    readonly advice: string,
-    readonly addressInUse: boolean,
-  ) {
-    super(`${message}\n  (${advice})`);
-    this.name = 'RendezvousError';
-  }
-}
-
-function isLoopback(addr: string): boolean {
-  return addr === 'localhost' || addr.startsWith('127.') || addr === '::1';
-}
-
-/** The local address whose route reaches `masterAddr` (UDP connect sends nothing; it only picks a route). */
-export async function localAddressToward(masterAddr: string): Promise<string> {
-  if (isLoopback(masterAddr)) return '127.0.0.1';
-  return new Promise((resolve) => {
-    const sock = dgram.createSocket(masterAddr.includes(':') ? 'udp6' : 'udp4');
-    sock.on('error', () => {
-      sock.close();
-      resolve('');
-    });
-    sock.connect(9, masterAddr, () => {
-      const { address } = sock.address();
-      sock.close();
-      resolve(address);
-    });
-  });
+/**
+ * How a rank's time budget for a failure splits: a collective waits `collectiveMs`, then the diagnosis of who is
+ * gone takes at most `diagnosisMs` (a quarter of the budget, at most 30 s), so that a rank blocked on a hung or
+ * unreachable peer has exited `totalMs` after it started waiting (the documented distributed.timeout_s).
+ */
+export function splitTimeout(totalMs: number): { collectiveMs: number; diagnosisMs: number } {
+  const diagnosisMs = Math.min(Math.round(totalMs / 4), 30_000);
+  return { collectiveMs: totalMs - diagnosisMs, diagnosisMs };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
 export class ProcessGroup {
   readonly rank: number;
   readonly worldSize: number;
+  /** The whole budget (see splitTimeout). */
   readonly timeoutMs: number;
+  /** The address Gloo binds to and advertises to the peers, and why it was chosen. */
+  readonly address: ChosenAddress;
+  readonly #prefix: string;
   #handle: Handle | null;
   #queue: Promise<unknown> = Promise.resolve();
   #seq = 0;
   /** The diagnosis of the first failed collective: the group is aborted, later ones fail with it at once. */
   #broken: CollectiveError | undefined;
 
-  private constructor(handle: Handle, rank: number, worldSize: number, timeoutMs: number) {
+  private constructor(handle: Handle, rank: number, worldSize: number, timeoutMs: number, address: ChosenAddress, prefix: string) {
     this.#handle = handle;
     this.rank = rank;
     this.worldSize = worldSize;
     this.timeoutMs = timeoutMs;
+    this.address = address;
+    this.#prefix = prefix;
   }
 
-  /** Rendezvous with the other ranks: rank 0 hosts the TCPStore at masterAddr:masterPort. */
+  /** The run's own key space on the store (see keyPrefix). */
+  #key(k: string): string {
+    return `${this.#prefix}/${k}`;
+  }
+
+  /**
+   * Rendezvous with the other ranks: rank 0 hosts the TCPStore at masterAddr:masterPort and publishes its job's
+   * identity there; the others check it before anything else, then all meet in Gloo under the job's key prefix.
+   */
   static async init(opts: ProcessGroupOptions): Promise<ProcessGroup> {
     const { rank, worldSize, masterAddr, masterPort } = opts;
     if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize must be a positive integer, got ${worldSize}`);
     if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new RangeError(`rank must be in [0, ${worldSize}), got ${rank}`);
     if (!Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535) throw new RangeError(`masterPort must be in 1..65535, got ${masterPort}`);
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    const hostname = opts.hostname ?? (await localAddressToward(masterAddr));
+    const { collectiveMs } = splitTimeout(timeoutMs);
+    const job = opts.job ?? { secret: '', source: 'none' };
+    const who = `rank ${rank}/${worldSize}`;
+    const at = `${masterAddr}:${masterPort}`;
+    if (!isLoopbackLiteral(masterAddr)) {
+      try {
+        await lookup(masterAddr);
+      } catch (err) {
+        throw new RendezvousError(
+          `${who}: MASTER_ADDR ${masterAddr} does not resolve on this machine (${errnoOf(err) ?? (err as Error).message})`,
+          'check the spelling, and DNS or /etc/hosts on this machine, or use the IP address of the machine that runs rank 0',
+        );
+      }
+    }
+    const found = await findLocalAddress(masterAddr, opts.iface);
+    const address: ChosenAddress = opts.hostname ? { address: opts.hostname, why: 'given' } : { address: found.address, why: found.why };
+
+    const started = Date.now();
     let handle: Handle;
     try {
-      handle = (await native.pgCreate({ rank, worldSize, masterAddr, masterPort, timeoutMs, hostname })) as Handle;
+      handle = (await native.storeConnect({ rank, worldSize, masterAddr, masterPort, timeoutMs: collectiveMs, bindAddr: found.storeBind })) as Handle;
     } catch (err) {
       const cause = (err as Error).message;
-      throw new RendezvousError(
-        `rank ${rank}/${worldSize}: rendezvous at ${masterAddr}:${masterPort} failed within ${timeoutMs} ms: ${cause}`,
-        `check that all ${worldSize} ranks started, that they agree on MASTER_ADDR/MASTER_PORT, and that the port is reachable`,
-        rank === 0 && /address already in use|errno: 98\b/i.test(cause),
+      if (rank === 0) {
+        const inUse = /address already in use|errno: 98\b/i.test(cause);
+        throw new RendezvousError(
+          `${who}: rendezvous at ${at} failed: rank 0 could not listen on port ${masterPort}: ${cause}`,
+          inUse ? `port ${masterPort} is taken on this machine` : 'check MASTER_PORT',
+          inUse,
+        );
+      }
+      throw await storeUnreachable(masterAddr, masterPort, rank, worldSize, Date.now() - started, cause);
+    }
+    const prefix = keyPrefix(job);
+    const fail = async (e: Error): Promise<never> => {
+      await native.pgDestroy(handle);
+      throw e;
+    };
+    try {
+      if (rank === 0) await native.storeSet(handle, JOB_KEY, publishedJobId(job));
+      else checkSameJob((await native.storeGet(handle, JOB_KEY)) as string, job, at, rank, worldSize);
+    } catch (err) {
+      if (err instanceof RendezvousError) return fail(err);
+      return fail(
+        new RendezvousError(
+          `${who}: ${at} accepted the connection but published no nanogpt job within ${((Date.now() - started) / 1000).toFixed(1)} s (${(err as Error).message})`,
+          `is another program (or an older nanogpt-ts) listening on port ${masterPort}? give this job its own MASTER_PORT`,
+        ),
       );
     }
-    return new ProcessGroup(handle, rank, worldSize, timeoutMs);
+    try {
+      await native.pgConnect(handle, prefix, address.address);
+    } catch (err) {
+      const cause = (err as Error).message;
+      const waited = ((Date.now() - started) / 1000).toFixed(1);
+      // Gloo's "Connect timeout [addr]" / "connect [addr]: refused" is a peer it cannot reach, not a peer that never came.
+      const timedOut = /timeout|timed out/i.test(cause) && !/connect/i.test(cause);
+      return fail(
+        new RendezvousError(
+          timedOut
+            ? `${who}: not all ${worldSize} ranks of this job joined at ${at} within ${waited} s (Gloo said: ${cause})`
+            : `${who}: could not connect to the other ranks after ${waited} s; this rank advertised ${address.address} (${address.why}); Gloo said: ${cause}`,
+          timedOut
+            ? `check that all ${worldSize} ranks started with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT, and (for ranks started by hand) the same NANOGPT_RUN_TOKEN or none`
+            : 'every rank must reach every other rank on the address it advertises: set distributed.iface (or GLOO_SOCKET_IFNAME) to the interface of the cluster network, and allow TCP between the machines (firewall, security group)',
+        ),
+      );
+    }
+    return new ProcessGroup(handle, rank, worldSize, timeoutMs, address, prefix);
   }
 
   get handle(): Handle {
@@ -129,7 +191,7 @@ export class ProcessGroup {
   /**
    * After a failed collective: first drop our Gloo group, which closes our connections, so that peers blocked on
    * us fail now rather than at their own timeout. Then every surviving rank posts an "alive" key to the store and
-   * looks for the others' for up to the group's timeout, at most 30 s (a peer busy computing joins after its step),
+   * looks for the others' for most of the diagnosis window (splitTimeout: a peer busy computing joins after its step),
    * stopping as soon as all have answered. The key does not name the failed collective: a rank can fail one collective later
    * than another (a ring all-reduce may complete on one rank after the dead peer's last send) and is still alive.
    * Ranks whose key never appears are reported as gone. Rank 0 hosts the store, so it keeps it up until every rank
@@ -144,21 +206,23 @@ export class ProcessGroup {
     const seen = new Set<number>([this.rank]);
     let missing: number[];
     try {
-      await native.storeSet(this.handle, `nanogpt/alive/${this.rank}`, String(seq));
-      const deadline = Date.now() + Math.min(this.timeoutMs, 30_000);
+      // Three quarters of the window to hear from the others, the rest for rank 0 to keep the store up for them.
+      const { diagnosisMs } = splitTimeout(this.timeoutMs);
+      const end = Date.now() + diagnosisMs;
+      const deadline = end - diagnosisMs / 4;
+      await native.storeSet(this.handle, this.#key(`nanogpt/alive/${this.rank}`), String(seq));
       for (;;) {
         for (let r = 0; r < this.worldSize; r++) {
-          if (!seen.has(r) && (await native.storeCheck(this.handle, [`nanogpt/alive/${r}`]))) seen.add(r);
+          if (!seen.has(r) && (await native.storeCheck(this.handle, [this.#key(`nanogpt/alive/${r}`)]))) seen.add(r);
         }
         if (seen.size === this.worldSize || Date.now() > deadline) break;
         await sleep(100);
       }
       missing = this.#unseen(seen);
-      await native.storeSet(this.handle, `nanogpt/diagnosed/${this.rank}`, '1');
+      await native.storeSet(this.handle, this.#key(`nanogpt/diagnosed/${this.rank}`), '1');
       if (this.rank === 0) {
-        const keys = [...seen].map((r) => `nanogpt/diagnosed/${r}`);
-        const until = Date.now() + Math.min(10_000, this.timeoutMs);
-        while (Date.now() < until && !(await native.storeCheck(this.handle, keys))) await sleep(50);
+        const keys = [...seen].map((r) => this.#key(`nanogpt/diagnosed/${r}`));
+        while (Date.now() < end && !(await native.storeCheck(this.handle, keys))) await sleep(50);
       }
     } catch {
       // The store went away under us. If rank 0 had not answered yet, it is the one gone; otherwise it answered and
@@ -227,15 +291,15 @@ export class ProcessGroup {
   /** Key-value access to the rendezvous store (small control messages between ranks). */
   storeSet(key: string, value: string): Promise<void> {
     return this.#store(`set of ${key}`, async () => {
-      await native.storeSet(this.handle, key, value);
+      await native.storeSet(this.handle, this.#key(key), value);
     });
   }
-  /** Waits (up to the group's timeout) for `key` to be set by some rank. */
+  /** Waits (up to the collective timeout, see splitTimeout) for `key` to be set by some rank. */
   storeGet(key: string): Promise<string> {
-    return this.#store(`get of ${key}`, async () => (await native.storeGet(this.handle, key)) as string);
+    return this.#store(`get of ${key}`, async () => (await native.storeGet(this.handle, this.#key(key))) as string);
   }
   storeAdd(key: string, by: number): Promise<number> {
-    return this.#store(`add to ${key}`, async () => (await native.storeAdd(this.handle, key, by)) as number);
+    return this.#store(`add to ${key}`, async () => (await native.storeAdd(this.handle, this.#key(key), by)) as number);
   }
 
   /**
