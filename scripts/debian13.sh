@@ -151,7 +151,7 @@ case "${1:-test}" in
     mount_into_root
     say "running setup and the test suite on Debian 13 ($(in_root cat /etc/debian_version), node $(in_root node --version))"
     # The same two steps as the README's test command, inside the root.
-    in_root /bin/bash -c 'cd /build/nanogpt-ts && bash scripts/setup.sh && NANOGPT_DEBIAN13=off NANOGPT_FUZZ_EVERY=8 node scripts/run-tests.mjs'
+    in_root /bin/bash -c 'cd /build/nanogpt-ts && bash scripts/setup.sh --test && NANOGPT_DEBIAN13=off NANOGPT_FUZZ_EVERY=8 node scripts/run-tests.mjs'
     ;;
   run)
     shift
@@ -159,7 +159,7 @@ case "${1:-test}" in
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     copy_checkout
     mount_into_root
-    in_root /bin/bash -c "cd /build/nanogpt-ts && bash scripts/setup.sh && $*"
+    in_root /bin/bash -c "cd /build/nanogpt-ts && bash scripts/setup.sh --test && $*"
     ;;
   *)
     say "usage: bash scripts/debian13.sh test|root|shell|run CMD"

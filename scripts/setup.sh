@@ -2,20 +2,36 @@
 # One idempotent setup: Debian packages (libtorch, Gloo headers, OpenBLAS, OpenMPI, a compiler), npm packages from
 # the lockfile, the native addon, the TypeScript build. Each step runs only when something it depends on changed.
 # LIBTORCH=<dir> (official libtorch zip or a Python torch package directory) replaces Debian's libtorch-dev.
+#
+#   bash scripts/setup.sh           what training, sampling and the demo need (npm run setup / npm run demo)
+#   bash scripts/setup.sh --test    plus what the test suite drives (Chromium for the report page, namespaces and
+#                                   /usr/bin/time for cluster and fuzz tests, PyTorch for cross-checks) (npm test)
+#   bash scripts/setup.sh --bench   plus PyTorch, the reference the benchmarks compare against (npm run bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
+mode=run
+case "${1:-}" in
+  '') ;;
+  --test) mode=test ;;
+  --bench) mode=bench ;;
+  *) say "unknown option '$1'"; say "fix: bash scripts/setup.sh [--test | --bench]"; exit 2 ;;
+esac
+
 # ---- Debian packages
 # A|B: whichever exists on this release (Debian 13 renamed libtcmalloc-minimal4 to libtcmalloc-minimal4t64 and keeps
 # the old name only as a virtual package, which dpkg never reports as installed).
-packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev iproute2 procps time chromium)
+packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev procps)
 if [[ -z "${LIBTORCH:-}" ]]; then
   packages+=(libtorch-dev libgloo-dev)
 fi
+# Only for tests: a real browser for the report page, iproute2 for the network-namespace clusters, GNU time for the
+# fuzz suite's memory bound.
+if [[ $mode == test ]]; then packages+=(chromium iproute2 time); fi
 # python3-torch is the measuring stick for cross-checks and benchmarks (never a runtime dependency).
-if [[ "${NANOGPT_SKIP_PYTORCH:-0}" != 1 ]]; then packages+=(python3-torch); fi
+if [[ $mode != run && "${NANOGPT_SKIP_PYTORCH:-0}" != 1 ]]; then packages+=(python3-torch); fi
 
 # (Output captured first: with pipefail, `… | grep -q` can fail when grep exits before the writer is done.)
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == *'install ok installed'* ]]; }

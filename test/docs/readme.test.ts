@@ -17,7 +17,9 @@ test('the README quick start has the two commands, and package.json defines them
   assert.match(readme, /^npm run demo\b/m);
   assert.match(readme, /^npm test\b/m);
   assert.match(pkg.scripts.demo!, /scripts\/setup\.sh && node bin\/nanogpt demo/);
-  assert.match(pkg.scripts.test!, /scripts\/setup\.sh/);
+  assert.match(pkg.scripts.test!, /scripts\/setup\.sh --test/);
+  // The demo installs only what it runs: no browser, no PyTorch.
+  assert.doesNotMatch(pkg.scripts.demo!, /--test|--bench/);
 });
 
 test('every nanogpt command the README shows exists and has help', async () => {
