@@ -2,7 +2,8 @@
 // reading as long as the file gives bytes: `--prompt_file /dev/zero` grew until libtorch's allocator aborted the
 // process at 16.8 GB, and a FIFO blocks forever. Here the file is opened without blocking, must be a regular file,
 // and no more than `maxBytes` are ever read.
-import { closeSync, constants, fstatSync, openSync, promises as fs, readSync, type Stats } from 'node:fs';
+import { closeSync, readSync, type Stats } from 'node:fs';
+import { openRegularFile, openRegularFileSync } from './regular-file.js';
 import { UserError } from '../util/errors.js';
 import { fileKind } from '../util/format.js';
 
@@ -19,8 +20,6 @@ export const READ_LIMITS = {
 } as const;
 
 const CHUNK = 64 * 1024;
-// O_NONBLOCK: opening a FIFO for reading must not wait for a writer (it is refused just after, by fstat).
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 function mib(n: number): string {
   return n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`;
@@ -41,10 +40,8 @@ function tooLarge(file: string, what: string, size: string, maxBytes: number, fi
  * for the caller to describe.
  */
 export function readBoundedFileSync(file: string, maxBytes: number, what: string, fix?: string): Buffer {
-  const fd = openSync(file, READ_FLAGS);
+  const { fd, stat: st } = openRegularFileSync(file, (s) => notRegular(file, what, s));
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw notRegular(file, what, st);
     if (st.size > maxBytes) throw tooLarge(file, what, mib(st.size), maxBytes, fix);
     // The size may be wrong (a file still growing, or 0 for /proc files): read until EOF, never past the limit.
     const chunks: Buffer[] = [];
@@ -65,10 +62,8 @@ export function readBoundedFileSync(file: string, maxBytes: number, what: string
 
 /** readBoundedFileSync, without blocking the event loop. */
 export async function readBoundedFile(file: string, maxBytes: number, what: string, fix?: string): Promise<Buffer> {
-  const handle = await fs.open(file, READ_FLAGS);
+  const { handle, stat: st } = await openRegularFile(file, (s) => notRegular(file, what, s));
   try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw notRegular(file, what, st);
     if (st.size > maxBytes) throw tooLarge(file, what, mib(st.size), maxBytes, fix);
     const chunks: Buffer[] = [];
     let total = 0;

@@ -1,9 +1,9 @@
 // Reading and writing safetensors files at the byte level. Nothing here knows about tensors in memory: the torch
 // layer turns its tensors into (dtype, shape, bytes) and back. Loading a file never runs code, and a reader
 // validates the whole header before it allocates anything sized by what the header claims.
-import { constants as fsConstants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { UserError } from '../util/errors.js';
+import { openRegularFile } from './regular-file.js';
 import { fileKind } from '../util/format.js';
 import { writeFileAtomic } from './atomic.js';
 import {
@@ -241,22 +241,15 @@ export class SafetensorsFile {
 }
 
 async function openForReading(path: string): Promise<FileHandle> {
-  let handle: FileHandle;
   try {
-    // Non-blocking: a FIFO under that name must be refused below, not waited on forever.
-    handle = await fs.open(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+    const { handle } = await openRegularFile(path, (st) => new UserError(`${path} is ${fileKind(st)}, not a checkpoint file`, 'pass the path of a .safetensors file'));
+    return handle;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UserError(`${path}: no such file`, 'check the path');
     if (code === 'EACCES' || code === 'EPERM') throw new UserError(`${path}: permission denied`, 'check the file permissions');
     throw err;
   }
-  const stat = await handle.stat();
-  if (!stat.isFile()) {
-    await handle.close();
-    throw new UserError(`${path} is ${fileKind(stat)}, not a checkpoint file`, 'pass the path of a .safetensors file');
-  }
-  return handle;
 }
 
 /** Reads the length prefix and, once its claim is checked against the cap and the file size, the header itself. */

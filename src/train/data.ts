@@ -1,13 +1,14 @@
 // Training batches from nanoGPT-format token files (uint16 little-endian): random windows of block_size + 1
 // tokens read with positional reads, so a 17 GB train.bin is never loaded whole. Sampling is seeded and its state
 // goes into snapshots, so a resumed run draws exactly the batches an uninterrupted run would.
-import { closeSync, constants as fsConstants, fstatSync, openSync, read, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, read, readSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as torch from '../torch/index.js';
 import { removeStaleTemps, writeBufferAtomic } from '../io/atomic.js';
 import { readSmallFileSync } from '../io/bounded-read.js';
-import { UserError } from '../util/errors.js';
+import { openRegularFileSync } from '../io/regular-file.js';
+import { isUserError, UserError } from '../util/errors.js';
 import { fileKind } from '../util/format.js';
 import { withPath } from '../util/system-errors.js';
 import { SamplerRng } from '../util/rng.js';
@@ -43,29 +44,16 @@ export class TokenFile {
     readonly file: string,
     readonly vocabSize = ALL_IDS,
   ) {
-    // stat first, so a FIFO is refused before it is opened; the open itself is non-blocking in case the path was
-    // swapped for one in between, and what was opened is checked again.
-    let st: Stats;
+    let opened: Stats;
     try {
-      st = statSync(file);
+      ({ fd: this.#fd, stat: opened } = openRegularFileSync(file, (st) => new UserError(`${file} is ${fileKind(st)}, not a token file`, DATA_FIX)));
     } catch (err) {
+      if (isUserError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       throw new UserError(
         `cannot open ${file} (${code ?? (err as Error).message})`,
         code === 'ENOENT' ? 'run `nanogpt prepare` first, or point data_dir at a directory with train.bin and val.bin' : 'check the file permissions',
       );
-    }
-    if (!st.isFile()) throw new UserError(`${file} is ${fileKind(st)}, not a token file`, DATA_FIX);
-    try {
-      this.#fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new UserError(`cannot open ${file} (${code ?? (err as Error).message})`, 'check the file permissions');
-    }
-    const opened = fstatSync(this.#fd);
-    if (!opened.isFile()) {
-      closeSync(this.#fd);
-      throw new UserError(`${file} is ${fileKind(opened)}, not a token file`, DATA_FIX);
     }
     const size = opened.size;
     if (size % 2 !== 0) {
