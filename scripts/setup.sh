@@ -10,7 +10,9 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # ---- Debian packages
 # A|B: whichever exists on this release (Debian 13 renamed libtcmalloc-minimal4 to libtcmalloc-minimal4t64 and keeps
 # the old name only as a virtual package, which dpkg never reports as installed).
-packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev iproute2 procps time chromium)
+# openssh-server/-client and util-linux (unshare) build the ssh test cluster (test/helpers/ssh-cluster.ts), whose
+# sshds run inside network namespaces only: the package's own service is not started by this script (see below).
+packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev iproute2 procps time chromium openssh-server openssh-client util-linux)
 if [[ -z "${LIBTORCH:-}" ]]; then
   packages+=(libtorch-dev libgloo-dev)
 fi
@@ -59,7 +61,23 @@ if ((${#missing[@]})); then
     names+=("$pick")
   done
   say "installing Debian packages: ${names[*]}"
-  if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${names[@]}" >/dev/null; then
+  # Installing openssh-server would start (and listen on port 22 of) the machine's own sshd; the tests need only
+  # the binary. A policy-rc.d that refuses service starts (Debian's standard switch, honoured by invoke-rc.d and
+  # deb-systemd-invoke) keeps it stopped during this install; one that is already there is left alone.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [[ " ${names[*]} " == *' openssh-server '* && ! -e $policy ]]; then
+    printf '#!/bin/sh\n# made by nanogpt-ts scripts/setup.sh while installing packages; removed right after\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy"
+    made_policy=1
+  fi
+  install_ok=1
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${names[@]}" >/dev/null || install_ok=0
+  if ((made_policy)); then
+    "${SUDO[@]}" rm -f "$policy"
+    say "openssh-server installed without starting its service (the tests run their own sshd inside network namespaces)"
+  fi
+  if ((!install_ok)); then
     say "apt-get could not install: ${names[*]}"
     say "fix: check network access to the Debian mirrors (or install them by hand), then rerun npm run setup"
     exit 1
