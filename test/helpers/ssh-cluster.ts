@@ -282,6 +282,7 @@ export const clusterSubnet = (pid = process.pid): string => `172.31.${pid & 255}
  * nodeK. On failure everything made so far is removed and the error says what did not work.
  */
 export async function createSshCluster(n = 3, prefix = netnsPrefix(), timeoutMs = 20_000): Promise<SshCluster> {
+  sweepStale();
   destroySshCluster(prefix);
   homeSshExisted ??= existsSync(HOME_SSH);
   const deadline = Date.now() + timeoutMs;
@@ -404,6 +405,31 @@ export function destroySshCluster(prefix: string, cluster?: SshCluster): void {
 
 const HOME_SSH = path.join(os.homedir(), '.ssh');
 let homeSshExisted: boolean | undefined;
+
+/**
+ * Removes clusters of test processes that no longer exist (`ngt<pid>-…` namespaces and /etc/netns entries whose pid
+ * is gone: a run killed before its `after` hook), with their sshds. Clusters of live processes are left alone.
+ */
+export function sweepStale(): void {
+  const dead = (name: string): string | undefined => {
+    const m = /^(ngt(\d+)-)/.exec(name);
+    if (!m) return undefined;
+    try {
+      process.kill(Number(m[2]), 0);
+      return undefined;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH' ? m[1] : undefined;
+    }
+  };
+  let etc: string[] = [];
+  try {
+    etc = readdirSync('/etc/netns');
+  } catch {
+    /* none */
+  }
+  const prefixes = new Set([...listNetns('ngt'), ...etc].map(dead).filter((p): p is string => p !== undefined));
+  for (const p of prefixes) destroySshCluster(p);
+}
 
 function listNetns(prefix: string): string[] {
   try {
