@@ -141,10 +141,26 @@ export class NodeProcess {
         }, opts.timeoutMs)
       : undefined;
     this.done = new Promise((resolve) => {
-      this.child.on('error', (err) => (this.all += `spawn failed: ${err.message}\n`));
-      this.child.on('close', (code, signal) => {
+      let settled = false;
+      const settle = (code: number | null, signal: NodeJS.Signals | null, ms: number): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, ms: Date.now() - this.started });
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, ms });
+      };
+      this.child.on('error', (err) => (this.all += `spawn failed: ${err.message}\n`));
+      this.child.on('close', (code, signal) => settle(code, signal, Date.now() - this.started));
+      // Bounded even when processes it left behind (an orphaned ssh or orted) hold its stdout/stderr open: 'close'
+      // would wait for them. Its output gets 2 s more to drain after it exited; then the pipes are dropped.
+      this.child.on('exit', (code, signal) => {
+        const ms = Date.now() - this.started;
+        setTimeout(() => {
+          if (settled) return;
+          this.all += `\n[test: exited, but something it started still holds its output pipes]\n`;
+          this.child.stdout?.destroy();
+          this.child.stderr?.destroy();
+          settle(code, signal, ms);
+        }, 2000).unref();
       });
     });
   }
