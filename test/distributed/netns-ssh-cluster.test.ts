@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildResult } from '../helpers/children.js';
 import { writePatternCorpus } from '../helpers/corpus.js';
 import { ip, netnsPrefix } from '../helpers/netns.js';
-import { createSshCluster, destroySshCluster, killLeftovers, leftovers, NodeProcess, processesIn, sshClusterUnavailable, tail, until, type SshCluster } from '../helpers/ssh-cluster.js';
+import { createSshCluster, destroySshCluster, killLeftovers, leftovers, NodeProcess, processesIn, runOn, sshClusterUnavailable, tail, until, type SshCluster } from '../helpers/ssh-cluster.js';
 
 const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 const prefix = netnsPrefix();
@@ -167,6 +167,28 @@ function describe(r: ChildResult, p: NodeProcess): string {
   return `launcher exited ${r.code ?? r.signal} after ${r.ms} ms; output:\n${tail(p.all, 80)}`;
 }
 
+// ---- the cluster itself ----------------------------------------------------------------------------------------
+
+test('the cluster: node0..node2 with their own hostname, sshd and stock-Debian /etc/hosts, on a 172.31 subnet only they have', async (t) => {
+  const c = ready(t);
+  if (!c) return;
+  t.diagnostic(`built in ${Object.entries(c.setupMs).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
+  // Never an address outside the namespaces: this (the machine's own) namespace has no address in the subnet.
+  const own = ip(['-4', '-o', 'addr', 'show']);
+  assert.ok(!own.includes(` ${c.subnet}.`), `the machine's own namespace has an address in ${c.subnet}.0/24:\n${own}`);
+  for (const node of c.nodes) {
+    const out = await runOn(node, ['sh', '-c', 'hostname; getent hosts $(hostname); getent hosts node0 node1 node2']);
+    const [name, self, ...others] = out.trim().split('\n');
+    assert.equal(name, node.name);
+    // What a user's machine does with the Debian installer's line: its own name is 127.0.1.1 to itself.
+    assert.match(self!, new RegExp(`^127\\.0\\.1\\.1\\s+${node.name}$`), out);
+    for (const o of c.nodes.filter((x) => x !== node)) assert.ok(others.some((l) => new RegExp(`^${o.ip.replace(/\./g, '\\.')}\\s+${o.name}$`).test(l)), `${node.name} resolves ${o.name}:\n${out}`);
+  }
+  // Key login by name from the launching machine, landing on the right host (createSshCluster checked it once;
+  // here as part of the record).
+  assert.equal((await runOn(c.nodes[0]!, ['ssh', '-o', 'BatchMode=yes', 'node2', 'hostname'])).trim(), 'node2');
+});
+
 // ---- (a) ------------------------------------------------------------------------------------------------------
 
 interface Finished {
@@ -196,6 +218,7 @@ async function referenceRun(c: SshCluster, mode: Mode): Promise<Finished> {
 
 function assertTrained(mode: Mode, r: Finished): void {
   assert.match(r.output, MODE_BANNER[mode], `the launcher did not run through ${mode}:\n${tail(r.output)}`);
+  if (process.env.NANOGPT_SSH_CLUSTER_MASTER_ADDR !== 'ip') assert.match(r.output, /MASTER_ADDR=node0 /, 'the master address is the hosts file\'s first name');
   assert.equal(r.result.code, 0, `${mode}: launcher exited ${r.result.code ?? r.result.signal} after ${r.result.ms} ms; output:\n${tail(r.output, 80)}`);
   assert.ok(checksums(r.output).has(ITERS), `${mode}: rank 0 logged no checksum at iteration ${ITERS}:\n${tail(r.output)}`);
   // Every rank checks its weights against the others at each checksum: all three logged the same one.

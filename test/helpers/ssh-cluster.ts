@@ -39,6 +39,8 @@ export interface SshCluster extends NetnsCluster {
   sshdLog: string[];
   /** Temporary files of the cluster (client key, sshOnlyBin). */
   tmp: string;
+  /** How long each step of building it took (ms), for the test's diagnostics. */
+  setupMs: Record<string, number>;
 }
 
 const SBIN = ['/usr/sbin', '/sbin', '/usr/local/sbin'];
@@ -302,6 +304,7 @@ export async function createSshCluster(n = 3, prefix = netnsPrefix(), timeoutMs 
   destroySshCluster(prefix);
   homeSshExisted ??= existsSync(HOME_SSH);
   const deadline = Date.now() + timeoutMs;
+  const began = Date.now();
   const subnet = clusterSubnet();
   const base = createCluster(n, prefix, { subnet });
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-ssh-cluster-'));
@@ -315,7 +318,14 @@ export async function createSshCluster(n = 3, prefix = netnsPrefix(), timeoutMs 
     sshd: [],
     sshdLog: nodes.map(() => ''),
     tmp,
+    setupMs: {},
   };
+  let mark = began;
+  const step = (name: string): void => {
+    cluster.setupMs[name] = Date.now() - mark;
+    mark = Date.now();
+  };
+  step('namespaces');
   try {
     mkdirSync(cluster.sshOnlyBin);
     symlinkSync(tool('ssh'), path.join(cluster.sshOnlyBin, 'ssh'));
@@ -338,8 +348,10 @@ export async function createSshCluster(n = 3, prefix = netnsPrefix(), timeoutMs 
     }
     // sshd's privilege-separation directory (the package's tmpfiles.d makes it at boot; a container has no boot).
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    step('keys and /etc/netns');
 
     await waitConnected(base, Math.max(1000, deadline - Date.now()));
+    step('links up');
     nodes.forEach((node, k) => {
       const p = new NodeProcess(node, [tool('sshd'), '-D', '-e', '-f', '/etc/ssh/sshd_config'], { timeoutMs: Infinity, setup: STOCK_BASHRC });
       p.child.stderr!.on('data', (d: Buffer) => (cluster.sshdLog[k] += d.toString()));
@@ -369,6 +381,7 @@ export async function createSshCluster(n = 3, prefix = netnsPrefix(), timeoutMs 
         await sleep(200);
       }
     }
+    step('sshd up (ssh-keyscan)');
     const knownHosts = [...known.values()].join('\n') + '\n';
     for (const node of nodes) writeFileSync(path.join(node.etc, 'ssh', 'ssh_known_hosts'), knownHosts, { mode: 0o644 });
 
@@ -379,6 +392,7 @@ export async function createSshCluster(n = 3, prefix = netnsPrefix(), timeoutMs 
         if (out.trim() !== node.name) throw new Error(`ssh ${node.name} hostname printed '${out.trim()}'`);
       }),
     );
+    step('ssh login check');
     return cluster;
   } catch (err) {
     destroySshCluster(prefix, cluster);
