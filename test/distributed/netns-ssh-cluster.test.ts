@@ -237,7 +237,7 @@ test('(a) launch --hosts node0 node1 node2 trains through mpirun and through ssh
       reference.set(mode, r);
       t.diagnostic(`${mode}: exit ${r.result.code ?? r.result.signal} in ${r.result.ms} ms`);
       assertTrained(mode, r);
-      assert.deepEqual(leftovers(c), [], `${mode}: processes left on the nodes after a clean exit`);
+      assert.ok(await until(() => leftovers(c).length === 0, 3000), `${mode}: processes left on the nodes after a clean exit: ${JSON.stringify(leftovers(c))}`);
     });
   }
   await t.test('same checksums and final weights in both modes', () => {
@@ -269,23 +269,26 @@ test('(d) Ctrl-C on the launcher mid-run leaves a snapshot; rerunning the same c
       const r1 = await first.done;
       const stopMs = Date.now() - sentAt;
       t.diagnostic(`${mode}: SIGINT at iteration 1; launcher exited ${r1.code ?? r1.signal} ${stopMs} ms later: ${closingLine(first.all) ?? '(no closing line)'}`);
-      assert.ok(stopMs <= STOP_BOUND_MS, `the launcher took ${stopMs} ms to exit after SIGINT (bound ${STOP_BOUND_MS} ms); ${describe(r1, first)}`);
+      const problems: string[] = [];
+      if (stopMs > STOP_BOUND_MS) problems.push(`the launcher took ${stopMs} ms to exit after SIGINT (bound ${STOP_BOUND_MS} ms)`);
       const snap = path.join(out, 'snapshot.pt');
-      assert.ok(existsSync(snap), `no snapshot after Ctrl-C; ${describe(r1, first)}`);
-      const at = snapshotIter(snap);
-      const stopping = /stopping after this step/.test(first.all);
-      assert.ok(
-        at < ITERS,
-        stopping
-          ? `the snapshot is the finished run's (iteration ${at}): the stop request came too late to test anything; ${describe(r1, first)}`
-          : `no rank got the stop request (no 'stopping after this step' line): the run went on to the end (snapshot at iteration ${at}); ${describe(r1, first)}`,
-      );
-      assert.deepEqual(leftovers(c), [], `${mode}: processes left on the nodes after Ctrl-C`);
+      const at = existsSync(snap) ? snapshotIter(snap) : undefined;
+      if (at === undefined) problems.push('no snapshot after Ctrl-C');
+      else if (at >= ITERS) {
+        problems.push(
+          /stopping after this step/.test(first.all)
+            ? `the snapshot is the finished run's (iteration ${at}): the stop request came too late to test anything`
+            : `no rank got the stop request (no 'stopping after this step' line): the run went on to the end (snapshot at iteration ${at})`,
+        );
+      }
+      if (!(await until(() => leftovers(c).length === 0, 3000))) problems.push(`processes left on the nodes after Ctrl-C: ${JSON.stringify(leftovers(c))}`);
+      report(problems, r1, first);
 
       const second = launch(c, mode, out);
       const r2 = await second.done;
-      t.diagnostic(`${mode}: rerun from iteration ${at}: exit ${r2.code ?? r2.signal} in ${r2.ms} ms`);
+      t.diagnostic(`${mode}: rerun from iteration ${at!}: exit ${r2.code ?? r2.signal} in ${r2.ms} ms`);
       assertTrained(mode, { out, result: r2, output: second.all });
+      assert.match(second.all, /\[rank 0\] resuming from snapshot /, 'the rerun did not resume from the snapshot');
       assert.equal(checksums(second.all).get(ITERS), checksums(ref.output).get(ITERS), 'the resumed run ends with other weights than the uninterrupted one');
       for (const f of ['snapshot.pt', 'ckpt.pt']) assert.equal(tensorDigest(path.join(out, f)), tensorDigest(path.join(ref.out, f)), `${f} differs from the uninterrupted run's`);
     });
@@ -313,6 +316,13 @@ function rankPids(ns: string): number[] {
   return train.sort((x, y) => Number(pids.has(ppid(x.pid))) - Number(pids.has(ppid(y.pid)))).map((p) => p.pid);
 }
 
+/** Fails once with every problem found (so one run shows all that is wrong), followed by the launcher's output. */
+function report(problems: string[], r: ChildResult | null, p: NodeProcess): void {
+  if (problems.length === 0) return;
+  const how = r ? `launcher exited ${r.code ?? r.signal} after ${r.ms} ms` : 'launcher SIGKILLed by the test';
+  assert.fail(`${problems.map((x) => `- ${x}`).join('\n')}\n${how}; output:\n${tail(p.all, 80)}`);
+}
+
 test('(b) kill -9 of the rank on node2 mid-run: the launcher exits non-zero within the bound, naming rank 2', async (t) => {
   const c = ready(t);
   if (!c) return;
@@ -327,13 +337,15 @@ test('(b) kill -9 of the rank on node2 mid-run: the launcher exits non-zero with
       for (const pid of pids) process.kill(pid, 'SIGKILL');
       const r = await p.done;
       const ms = Date.now() - killedAt;
-      t.diagnostic(`${mode}: launcher exited ${r.code ?? r.signal} ${ms} ms after kill -9 of rank 2: ${closingLine(p.all) ?? '(no closing line)'}`);
-      assert.notEqual(r.code, 0, `the launcher exited 0 after a rank was killed; ${describe(r, p)}`);
-      assert.ok(ms <= STOP_BOUND_MS, `the launcher took ${ms} ms (bound ${STOP_BOUND_MS} ms); ${describe(r, p)}`);
       const line = closingLine(p.all);
-      assert.ok(line, `the launcher printed no 'failed:' line; ${describe(r, p)}`);
-      assert.deepEqual([...new Set(ranksNamed(line))], [2], `the failed rank is rank 2 (killed), but the launcher says: ${line}\n${describe(r, p)}`);
-      assert.ok(await until(() => leftovers(c).length === 0, 3000), `processes left on the nodes: ${JSON.stringify(leftovers(c))}`);
+      t.diagnostic(`${mode}: launcher exited ${r.code ?? r.signal} ${ms} ms after kill -9 of rank 2: ${line ?? '(no closing line)'}`);
+      const problems: string[] = [];
+      if (r.code === 0) problems.push('the launcher exited 0 after a rank was killed');
+      if (ms > STOP_BOUND_MS) problems.push(`the launcher took ${ms} ms (bound ${STOP_BOUND_MS} ms)`);
+      if (!line) problems.push("the launcher printed no 'failed:' line");
+      else if ([...new Set(ranksNamed(line))].join() !== '2') problems.push(`the failed rank is rank 2 (killed), but the launcher says: ${line}`);
+      if (!(await until(() => leftovers(c).length === 0, 3000))) problems.push(`processes left on the nodes: ${JSON.stringify(leftovers(c))}`);
+      report(problems, r, p);
     });
   }
 });
@@ -352,24 +364,31 @@ test("(c) node2's link cut mid-run: every process of the run ends within the doc
         await p.waitFor(/\[rank 0\] iter 2:/, RUN_LIMIT_MS);
         const cutAt = Date.now();
         ip(['-n', c.switchNs, 'link', 'set', port, 'down']);
-        // Bounded: the launcher gets the documented bound plus slack to show how late it is; then it is SIGKILLed
-        // by RUN_LIMIT_MS at the latest.
+        // Within the bound: every process of the run on node0 and node1 (launcher, mpirun, ssh, orted, ranks),
+        // and the rank on the cut-off node2. What else runs on node2 (Open MPI's orted there) can learn of the end
+        // only through the cut link: it is reported, not required.
+        const stray = () => leftovers(c).filter((x) => x.node !== 'node2' || /bin\/nanogpt\b/.test(x.cmd));
+        // Bounded: the launcher gets the bound plus 5 s to show how late it is, then the test SIGKILLs it.
         const ended = await Promise.race([p.done, new Promise<null>((r) => setTimeout(() => r(null), STOP_BOUND_MS + 5000))]);
         const ms = Date.now() - cutAt;
-        const left = leftovers(c);
-        if (!ended) {
-          p.child.kill('SIGKILL');
-          assert.fail(`${mode}: the launcher still runs ${ms} ms after the cut (bound ${STOP_BOUND_MS} ms); processes on the nodes: ${JSON.stringify(left)}\noutput:\n${tail(p.all, 80)}`);
-        }
-        t.diagnostic(`${mode}: launcher exited ${ended.code ?? ended.signal} ${ms} ms after the cut: ${closingLine(p.all) ?? '(no closing line)'}`);
-        assert.ok(ms <= STOP_BOUND_MS, `the launcher took ${ms} ms after the cut (bound ${STOP_BOUND_MS} ms); ${describe(ended, p)}`);
-        assert.notEqual(ended.code, 0, `the launcher exited 0 after a cut; ${describe(ended, p)}`);
-        // Every process the run started, on every node — the cut-off node2 included — within the same bound.
-        const allGone = await until(() => leftovers(c).length === 0, Math.max(0, STOP_BOUND_MS - (Date.now() - cutAt)));
-        assert.ok(allGone, `${Date.now() - cutAt} ms after the cut, still running: ${JSON.stringify(leftovers(c))}`);
+        const problems: string[] = [];
         const line = closingLine(p.all);
-        assert.ok(line, `the launcher printed no 'failed:' line; ${describe(ended, p)}`);
-        assert.ok(ranksNamed(line).includes(2), `rank 2 lost its link, but the launcher says: ${line}\n${describe(ended, p)}`);
+        if (!ended) {
+          problems.push(`the launcher still runs ${ms} ms after the cut (bound ${STOP_BOUND_MS} ms); still running: ${JSON.stringify(stray())}`);
+          p.child.kill('SIGKILL');
+        } else {
+          t.diagnostic(`${mode}: launcher exited ${ended.code ?? ended.signal} ${ms} ms after the cut: ${line ?? '(no closing line)'}`);
+          if (ms > STOP_BOUND_MS) problems.push(`the launcher took ${ms} ms after the cut (bound ${STOP_BOUND_MS} ms)`);
+          if (ended.code === 0) problems.push('the launcher exited 0 after a cut');
+          if (!(await until(() => stray().length === 0, Math.max(0, STOP_BOUND_MS - (Date.now() - cutAt))))) {
+            problems.push(`${Date.now() - cutAt} ms after the cut, still running: ${JSON.stringify(stray())}`);
+          }
+          if (!line) problems.push("the launcher printed no 'failed:' line");
+          else if (!ranksNamed(line).includes(2)) problems.push(`rank 2 lost its link, but the launcher says: ${line}`);
+        }
+        const node2 = leftovers(c).filter((x) => x.node === 'node2' && !/bin\/nanogpt\b/.test(x.cmd));
+        if (node2.length) t.diagnostic(`${mode}: still on the cut-off node2 (not required to end): ${node2.map((x) => x.cmd.slice(0, 60)).join('; ')}`);
+        report(problems, ended, p);
       } finally {
         ip(['-n', c.switchNs, 'link', 'set', port, 'up']);
         killLeftovers(c);
