@@ -28,8 +28,10 @@ if [[ -z "${LIBTORCH:-}" ]]; then
   packages+=(libtorch-dev libgloo-dev)
 fi
 # Only for tests: a real browser for the report page, iproute2 for the network-namespace clusters, GNU time for the
-# fuzz suite's memory bound.
-if [[ $mode == test ]]; then packages+=(chromium iproute2 time); fi
+# fuzz suite's memory bound; openssh-server/-client and util-linux (unshare) build the ssh test cluster
+# (test/helpers/ssh-cluster.ts), whose sshds run inside network namespaces only: the package's own service is not
+# started by this script (see below).
+if [[ $mode == test ]]; then packages+=(chromium iproute2 time openssh-server openssh-client util-linux); fi
 # python3-torch is the measuring stick for cross-checks and benchmarks (never a runtime dependency).
 if [[ $mode != run && "${NANOGPT_SKIP_PYTORCH:-0}" != 1 ]]; then packages+=(python3-torch); fi
 
@@ -75,7 +77,23 @@ if ((${#missing[@]})); then
     names+=("$pick")
   done
   say "installing Debian packages: ${names[*]}"
-  if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${names[@]}" >/dev/null; then
+  # Installing openssh-server would start (and listen on port 22 of) the machine's own sshd; the tests need only
+  # the binary. A policy-rc.d that refuses service starts (Debian's standard switch, honoured by invoke-rc.d and
+  # deb-systemd-invoke) keeps it stopped during this install; one that is already there is left alone.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [[ " ${names[*]} " == *' openssh-server '* && ! -e $policy ]]; then
+    printf '#!/bin/sh\n# made by nanogpt-ts scripts/setup.sh while installing packages; removed right after\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy"
+    made_policy=1
+  fi
+  install_ok=1
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${names[@]}" >/dev/null || install_ok=0
+  if ((made_policy)); then
+    "${SUDO[@]}" rm -f "$policy"
+    say "openssh-server installed without starting its service (the tests run their own sshd inside network namespaces)"
+  fi
+  if ((!install_ok)); then
     say "apt-get could not install: ${names[*]}"
     say "fix: check network access to the Debian mirrors (or install them by hand), then rerun npm run setup"
     exit 1

@@ -76,17 +76,19 @@ export function destroyCluster(prefix: string): void {
 }
 
 /**
- * Builds the switch and `n` hosts with addresses 10.a.b.1 … 10.a.b.n /24. Leftovers of an earlier crashed run with
- * the same prefix (same pid) are removed first. On failure, whatever was created is removed again.
+ * Builds the switch and `n` hosts with addresses 10.a.b.1 … 10.a.b.n /24 (or `subnet`.1 … /24, `subnet` being the
+ * first three octets, e.g. '172.31.7'). Leftovers of an earlier crashed run with the same prefix (same pid) are
+ * removed first. On failure, whatever was created is removed again.
  */
-export function createCluster(n: number, prefix = netnsPrefix()): NetnsCluster {
+export function createCluster(n: number, prefix = netnsPrefix(), opts: { subnet?: string } = {}): NetnsCluster {
   destroyCluster(prefix);
   // The subnet is private to our namespaces, so any value works; deriving it from the pid only makes two
   // concurrent clusters easy to tell apart in `ip` output.
   const a = (process.pid >> 8) & 255;
   const b = process.pid & 255;
+  const subnet = opts.subnet ?? `10.${a}.${b}`;
   const switchNs = `${prefix}sw`;
-  const hosts: NetnsHost[] = Array.from({ length: n }, (_, k) => ({ ns: `${prefix}h${k}`, ip: `10.${a}.${b}.${k + 1}`, ifname: 'eth0' }));
+  const hosts: NetnsHost[] = Array.from({ length: n }, (_, k) => ({ ns: `${prefix}h${k}`, ip: `${subnet}.${k + 1}`, ifname: 'eth0' }));
   try {
     ip(['netns', 'add', switchNs]);
     ip(['-n', switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
