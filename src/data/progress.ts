@@ -1,13 +1,5 @@
 import type { PrepareProgress } from './prepare.js';
-import { formatBytes, formatCount } from '../util/format.js';
-
-function fmtDuration(s: number): string {
-  if (!Number.isFinite(s) || s < 0) return '?';
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = Math.floor(s % 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
-}
+import { formatBytes, formatCount, formatShortDuration } from '../util/format.js';
 
 /**
  * How far the run is, 0..1, or undefined when the source's size is unknown. Documents when the source knows its
@@ -30,9 +22,9 @@ export function formatProgress(p: PrepareProgress): string {
   if (frac !== undefined) {
     const eta = frac > 0 ? (p.elapsedS * (1 - frac)) / frac : NaN;
     parts.unshift(`${(Math.floor(frac * 1000) / 10).toFixed(1).padStart(5)}%`);
-    parts.push(p.done ? `done in ${fmtDuration(p.elapsedS)}` : `ETA ${fmtDuration(eta)}`);
+    parts.push(p.done ? `done in ${formatShortDuration(p.elapsedS)}` : `ETA ${formatShortDuration(eta)}`);
   } else {
-    parts.push(p.done ? `done in ${fmtDuration(p.elapsedS)}` : `${fmtDuration(p.elapsedS)} elapsed`);
+    parts.push(p.done ? `done in ${formatShortDuration(p.elapsedS)}` : `${formatShortDuration(p.elapsedS)} elapsed`);
   }
   return parts.join(' | ');
 }

@@ -9,6 +9,15 @@ export function formatDuration(ms: number): string {
   return `${hh}:${mm}:${ss}`;
 }
 
+/** Seconds as 45s, 3m07s, 2h05m: for ETAs and elapsed times in progress lines; '?' when unknown. */
+export function formatShortDuration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return '?';
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+}
+
 /** A count with a k / M / B suffix: 124.44M parameters, 2.07M tokens. */
 export function formatCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
