@@ -9,6 +9,7 @@ import type { TrainConfig } from './config-schema.js';
 import { resolveRunPath } from './config.js';
 import { BatchLoader, type SamplerState, type Split } from './data.js';
 import { SamplerRng } from '../util/rng.js';
+import { RunProgress, StatusLine } from './progress.js';
 import { learningRate, scheduleWarnings } from './lr-schedule.js';
 import { loadModel, pathExists, readRankStates, restoreOptimizer, savedTrainConfig, saveModel, saveSnapshot, type RankStates, type TrainState } from './checkpoint.js';
 import { initialModel, makeOptimizer } from './model-init.js';
@@ -57,8 +58,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const world = dist?.worldSize ?? 1;
   const isMain = rank === 0;
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  // A live status line only where a person watches one process's output: rank 0 of a single-process run on a
+  // terminal (`nanogpt launch` pipes and prefixes every rank's lines).
+  const status = new StatusLine(process.stderr, isMain && world === 1 && Boolean(process.stderr.isTTY));
+  const emit = status.wrap(log);
   const say = (s: string): void => {
-    if (isMain) log(s);
+    if (isMain) emit(s);
   };
   const started = Date.now();
 
@@ -280,6 +285,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let skipEvalOnce = state !== null && !t.eval_only; // the snapshot was written right after this iteration's evaluation
   let interrupted = false;
   const loopStart = Date.now();
+  const progress = new RunProgress(iter, t.max_iters);
+  if (state) say(`resumed at iteration ${iter}/${t.max_iters} (${Math.floor((100 * iter) / Math.max(1, t.max_iters))}%), ${formatCount(tokens)} tokens seen`);
   for (;;) {
     const lr = learningRate(iter, t, c.optimizer_config.learning_rate);
     const evalNow = (iter % t.eval_interval === 0 || iter === t.max_iters || t.eval_only) && !skipEvalOnce;
@@ -375,12 +382,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const tokPerS = tokensPerStep / (ms / 1000);
       const mfu = t.peak_flops > 0 ? flopsPerStep / (ms / 1000) / (t.peak_flops * world) : null;
       say(
-        `iter ${iter}: loss ${loss.toFixed(4)}, lr ${lr.toExponential(2)}, grad norm ${gradNorm.toFixed(3)}, ${ms.toFixed(0)} ms, ` +
+        `${progress.describe(iter)}: loss ${loss.toFixed(4)}, lr ${lr.toExponential(2)}, grad norm ${gradNorm.toFixed(3)}, ${ms.toFixed(0)} ms, ` +
           `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}${sync ? `, all-reduce wait ${commMs.toFixed(0)} ms` : ''}`,
       );
       metrics.write({ type: 'train', iter, loss, lr, grad_norm: gradNorm, ms, comm_ms: sync ? commMs : 0, tokens_per_s: tokPerS, mfu, tokens });
     }
+    status.show(`${progress.describe(iter)} · loss ${loss.toFixed(4)} · ${formatCount(Math.round(tokensPerStep / (ms / 1000)))} tok/s`);
   }
+  status.clear();
   loader.close();
   sync?.dispose();
   const ms = Date.now() - started;

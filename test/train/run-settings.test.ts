@@ -43,6 +43,9 @@ test('settings that may change are listed when the run resumes', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /resuming from snapshot/);
   assert.match(r.stderr, /resuming with changed settings: trainer_config\.max_iters 2 → 3, trainer_config\.lr_decay_iters 2 → 3/);
+  // Where it resumed, and every step line with its place in the run (the last one says done).
+  assert.match(r.stderr, /resumed at iteration 2\/3 \(66%\), [\d.]+k? tokens seen/);
+  assert.match(r.stderr, /^iter 3\/3 \(100%, done\): loss /m);
   // The same command again: nothing changed, no such line.
   const again = await nanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_iters=3', '--trainer_config.lr_decay_iters=3']));
   assert.equal(again.code, 0, again.stderr);
@@ -96,7 +99,7 @@ test('eval_only evaluates the snapshot and writes nothing: no step, no snapshot,
   assert.match(r.stderr, /resuming from snapshot/);
   assert.match(r.stderr, /step 2: train loss \d+\.\d+, val loss \d+\.\d+/);
   assert.match(r.stderr, /eval_only: evaluated the snapshot at iteration 2 .*nothing was written/);
-  assert.doesNotMatch(r.stderr, /^iter \d+:/m, 'no optimizer step');
+  assert.doesNotMatch(r.stderr, /^iter \d+\/\d+ /m, 'no optimizer step');
   assert.doesNotMatch(r.stderr, /saved|Training completed/);
   assert.deepEqual(digestTree(out), before);
   // Without a snapshot: the initial model, and still nothing in out_dir but what was there.
