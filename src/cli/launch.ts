@@ -124,14 +124,15 @@ async function run(argv: string[]): Promise<number> {
     const cwd = process.cwd();
     const mpirun = which('mpirun');
     if (mpirun) {
-      const argvMpi = mpirunArgs({ hosts, perHost, command, env: shared, asRoot: process.getuid?.() === 0, cwd });
+      const openMpiMajor = openMpiMajorVersion(mpirun);
+      const argvMpi = mpirunArgs({ hosts, perHost, command, env: shared, asRoot: process.getuid?.() === 0, cwd, openMpiMajor });
       const line = formatCommand(argvMpi);
       if (dryRun) {
         process.stdout.write(line + '\n');
         return 0;
       }
       say(`${total} ranks on ${hosts.length} host${hosts.length > 1 ? 's' : ''} through mpirun; running:\n  ${line}`);
-      specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared }, openMpiMajor: openMpiMajorVersion(mpirun) }];
+      specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared }, openMpiMajor }];
     } else {
       // No Open MPI: one ssh per remote rank (torchrun-style variables), ranks on this machine started directly.
       if (hosts.some((h) => !isThisMachine(h.host)) && !which('ssh')) {
@@ -144,7 +145,7 @@ async function run(argv: string[]): Promise<number> {
         for (let local = 0; local < n; local++, rank++) {
           const vars = { ...shared, RANK: String(rank), WORLD_SIZE: String(total), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(n) };
           if (isThisMachine(h.host)) specs.push({ rank, argv: command, env: { ...baseEnv(), ...vars } });
-          else specs.push({ rank, argv: sshArgs(h.host, cwd, vars, command), env: baseEnv() });
+          else specs.push({ rank, argv: sshArgs(h.host, cwd, vars, command), env: baseEnv(), interruptViaStdin: true });
         }
       });
       const lines = specs.map((s) => `[rank ${s.rank}] ${s.argv[0] === 'ssh' ? '' : Object.entries(s.env).filter(([k]) => k in shared || /^(LOCAL_)?(RANK|WORLD_SIZE)$/.test(k)).map(([k, v]) => `${k}=${v} `).join('')}${formatCommand(s.argv)}`);

@@ -25,6 +25,27 @@ export interface DistContext {
   rank: number;
   worldSize: number;
   localWorldSize: number;
+  /** This rank's index among those on its host (0 when not known). */
+  localRank?: number;
+}
+
+/**
+ * Ranks on each host, in rank order of the hosts' first ranks: every rank contributes (local rank, ranks on its
+ * host), and each local rank 0 stands for one host. One small all-gather at start-up, for the banner.
+ */
+async function ranksPerHost(dist: DistContext): Promise<number[]> {
+  const mine = torch.tensor([dist.localRank ?? 0, dist.localWorldSize], { dtype: 'float64' });
+  const all = await dist.pg.allgather(mine);
+  const pairs = all.map((t) => t.toArray() as number[]);
+  mine.dispose();
+  all.forEach((t) => t.dispose());
+  return pairs.filter(([localRank]) => localRank === 0).map(([, n]) => n!);
+}
+
+/** "2 per host", or the counts when hosts differ ("2 + 1 on 2 hosts"). */
+function describePerHost(counts: readonly number[]): string {
+  if (counts.length > 0 && counts.every((n) => n === counts[0])) return `${counts[0]} per host`;
+  return `${counts.join(' + ')} on ${counts.length} hosts`;
 }
 
 export interface TrainOptions {
@@ -81,7 +102,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const initKey = 'nanogpt/init';
   try {
     if (isMain && resume) {
-      say(`resuming from snapshot ${snapshotPath}`);
       const loaded = await loadModel(snapshotPath, { dropout: c.model.dropout });
       model = loaded.model;
       opt = makeOptimizer(model, c);
@@ -90,6 +110,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if (changed) say(changed);
         state = await restoreOptimizer(loaded.reader, model, opt);
         snapshotStates = readRankStates(loaded.reader, state);
+        say(`resuming from snapshot ${snapshotPath} at iteration ${state.iter}`);
       } finally {
         await loaded.reader.close();
       }
@@ -152,7 +173,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       // A different world size: fresh, rank-distinct streams (the run continues, not bit-identically).
       loader.setState({ train: new SamplerRng(c.seed + rank + 7919 * iter).getState(), val: new SamplerRng(c.seed + rank + 7919 * iter + 1).getState() });
       torch.manualSeed(c.seed + rank + iter);
-      say(`snapshot was written at world size ${snapshotStates?.sampler.length ?? '?'}; now ${world}: data streams re-seeded`);
+      const was = snapshotStates?.sampler.length;
+      const perRank = t.batch_size * t.gradient_accumulation_steps;
+      say(
+        `snapshot was written at world size ${was ?? '?'}; now ${world}: data streams re-seeded, and the global batch is now ${perRank * world} sequences ` +
+          `(${formatCount(perRank * world * c.block_size)} tokens) per step${was ? `, was ${perRank * was} (${formatCount(perRank * was * c.block_size)} tokens)` : ''}: ` +
+          'each step sees a different amount of data than before (scale the learning rate or gradient_accumulation_steps to keep it)',
+      );
     }
   } else if (world > 1) {
     torch.manualSeed(c.seed + rank); // distinct dropout masks per rank; weights already broadcast
@@ -169,8 +196,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const sync = dist ? new GradientSync(dist.pg, model.parameters(), { overlap: c.distributed.overlap_comm }) : null;
 
   const allocator = activeAllocator();
+  const perHost = dist ? await ranksPerHost(dist) : [1];
   say(
-    `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${dist?.localWorldSize ?? 1} per host) · ${threads} thread${threads === 1 ? '' : 's'}/process · ` +
+    `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${describePerHost(perHost)}) · ${threads} thread${threads === 1 ? '' : 's'}/process · ` +
       `global batch ${t.batch_size} × ${accum} × ${world} = ${t.batch_size * accum * world} sequences (${formatCount(tokensPerStep)} tokens) · ${t.mixed_precision} · ${allocator}`,
   );
   if (allocator === 'glibc malloc' && process.env[ALLOCATOR_ENV] !== 'system') {
@@ -257,6 +285,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (dist) await dist.pg.barrier(); // the others wait until the snapshot is complete
   };
 
+  /**
+   * The ranks' agreement on per-step flags (stop requested, non-finite loss): one all-reduce of one element per
+   * flag, taking the max, so every rank sees a flag any rank raised and all of them act at the same step (a rank
+   * that acted alone would leave the others blocked in their next collective).
+   */
+  const agree = async (flags: readonly boolean[]): Promise<boolean[]> => {
+    if (!dist) return [...flags];
+    const t = torch.tensor(flags.map((f) => (f ? 1 : 0)));
+    try {
+      await dist.pg.allreduce(t, 'max');
+      return (t.toArray() as number[]).map((v) => v > 0);
+    } finally {
+      t.dispose();
+    }
+  };
+
   const checkConsistency = async (): Promise<void> => {
     if (!dist) return;
     const local = torch.tensor([parameterChecksum(model)], { dtype: 'float64' });
@@ -279,6 +323,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let bestIter = -1; // the iteration of the best model this run saved (-1: none yet)
   let skipEvalOnce = state !== null && !t.eval_only; // the snapshot was written right after this iteration's evaluation
   let interrupted = false;
+  // A stop request (a signal to any rank) as the ranks agreed on it at the end of the last step; single-process
+  // runs read the signal directly.
+  let stopAgreed = false;
   const loopStart = Date.now();
   for (;;) {
     const lr = learningRate(iter, t, c.optimizer_config.learning_rate);
@@ -314,17 +361,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     skipEvalOnce = false;
     if (dist && iter > 0 && (iter === t.max_iters || (c.distributed.check_interval > 0 && iter % c.distributed.check_interval === 0))) await checkConsistency();
     if (iter >= t.max_iters) break;
-    let stop = opts.signal?.aborted ?? false;
-    if (dist) {
-      // Ranks agree on stopping (a signal may reach them at different steps), so their collectives stay aligned.
-      const flag = torch.tensor([stop ? 1 : 0]);
-      await dist.pg.allreduce(flag, 'max');
-      stop = flag.item() > 0;
-      flag.dispose();
-    }
-    if (stop) {
+    if (dist ? stopAgreed : opts.signal?.aborted) {
       say(`interrupted at iteration ${iter}: writing a snapshot so the same command resumes here`);
-      await writeSnapshot();
+      if (divergence.lastSnapshotIter !== iter) await writeSnapshot();
       interrupted = true;
       break;
     }
@@ -350,15 +389,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const gradNorm = t.grad_clip > 0 ? torch.clipGradNorm(model.parameters(), t.grad_clip) : torch.gradNorm(model.parameters());
     const loss = lossSum / accum;
     // Checked before the update, which would spread a NaN into every weight. The gradient norm is the same on every
-    // rank (the gradients were averaged); the loss is each rank's own, so the ranks agree on it with a 1-element
-    // all-reduce, and all of them stop at the same step.
-    let lossBad = !Number.isFinite(loss);
-    if (dist) {
-      const flag = torch.tensor([lossBad ? 1 : 0]);
-      await dist.pg.allreduce(flag, 'max');
-      lossBad = flag.item() > 0;
-      flag.dispose();
-    }
+    // rank (the gradients were averaged); the loss is each rank's own, so the ranks agree on it — and, in the same
+    // collective, on whether any of them was asked to stop (a signal reaches ranks at different steps, or only
+    // one of them: a hung-up ssh session).
+    const [lossBad, stopNow] = await agree([!Number.isFinite(loss), opts.signal?.aborted ?? false]);
+    stopAgreed = stopNow!;
     if (lossBad || !Number.isFinite(gradNorm)) {
       const lossText = lossBad && Number.isFinite(loss) ? `${formatNumber(loss)} here but non-finite on another rank` : formatNumber(loss);
       throw divergedError(`at iteration ${iter + 1} (learning rate ${lr.toExponential(2)}) the loss is ${lossText} and the gradient norm ${formatNumber(gradNorm)}`, divergence);
