@@ -196,6 +196,9 @@ function signalProc(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** The exit code of a process that stopped on request (128 + SIGINT, what `nanogpt train` returns after a snapshot). */
+export const INTERRUPTED_EXIT = 130;
+
 /** How long a child's pipes may stay open after it exited (an orphaned grandchild may hold them forever). */
 export const DRAIN_MS = 2000;
 /** How often the launcher records its children's descendants (see DescendantTracker). */
@@ -224,6 +227,7 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
     }
     const children: Entry[] = [];
     const failures: Failure[] = [];
+    const stopped: (number | null)[] = [];
     let interrupted: NodeJS.Signals | undefined;
     let signalsSeen = 0;
     let killTimer: NodeJS.Timeout | undefined;
@@ -321,6 +325,9 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         else if (code === PEER_LOST_EXIT) log(`failed: ${who(rank)} lost a peer (${describeEnd(code, sig)}; no rank reported a failure of its own); all ranks stopped`);
         else log(`failed: ${who(rank)} ${describeEnd(code, sig)}${lostNote}; all ranks stopped`);
         resolve({ exitCode: exitCodeOf(code, sig), failure: { rank, code, signal: sig }, interrupted });
+      } else if (stopped.length) {
+        log(`stopped${interrupted ? ` by ${interrupted}` : ''}: ${stopped.map(who).join(', ')} exited with code ${INTERRUPTED_EXIT} (interrupted)`);
+        resolve({ exitCode: INTERRUPTED_EXIT, interrupted });
       } else {
         resolve({ exitCode: 0, interrupted });
       }
@@ -354,7 +361,10 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         if (entry.done) return;
         entry.done = true;
         if (spawnError) log(`${who(spec.rank)}: cannot start ${file}: ${spawnError.message}`);
-        const bad = spawnError !== undefined || code !== 0;
+        // 130: the process stopped on request (a trainer writes its snapshot first), by a signal the launcher
+        // forwarded or one it got itself (a hung-up ssh session); the others are stopping at the same step.
+        if (code === INTERRUPTED_EXIT && !spawnError) stopped.push(spec.rank);
+        const bad = spawnError !== undefined || (code !== 0 && code !== INTERRUPTED_EXIT);
         if (bad) {
           failures.push({ rank: spec.rank, code: spawnError ? 127 : code, signal: sig, ours: entry.signalled });
           // After a forwarded signal the ranks are already shutting down in their own way; don't pile on.
