@@ -199,6 +199,9 @@ function signalProc(child: ChildProcess, signal: NodeJS.Signals): void {
 /** The exit code of a process that stopped on request (128 + SIGINT, what `nanogpt train` returns after a snapshot). */
 export const INTERRUPTED_EXIT = 130;
 
+/** ssh's own exit code: it could not connect, lost the connection, or the remote command died of a signal. */
+const SSH_FAILED_EXIT = 255;
+
 /** How long a child's pipes may stay open after it exited (an orphaned grandchild may hold them forever). */
 export const DRAIN_MS = 2000;
 /** How often the launcher records its children's descendants (see DescendantTracker). */
@@ -347,7 +350,10 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
               watchMpiReport(line, mpiFailure);
               return rewriteMpiLine(line, spec.openMpiMajor);
             }
-          : (line: string) => [prefixLine(spec.rank!, line)];
+          : spec.interruptViaStdin
+            ? // The remote terminal echoes the Ctrl-C we wrote as "^C" in front of the rank's next line.
+              (line: string) => (line.startsWith('^C') && line.length > 2 ? [prefixLine(spec.rank!, line.slice(2))] : line === '^C' ? [] : [prefixLine(spec.rank!, line)])
+            : (line: string) => [prefixLine(spec.rank!, line)];
       const outs = [pipeLines(child.stdout!, stdout, rewrite), pipeLines(child.stderr!, stderr, rewrite)];
 
       let ended = false;
@@ -365,6 +371,9 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         // forwarded or one it got itself (a hung-up ssh session); the others are stopping at the same step.
         if (code === INTERRUPTED_EXIT && !spawnError) stopped.push(spec.rank);
         const bad = spawnError !== undefined || (code !== 0 && code !== INTERRUPTED_EXIT);
+        if (bad && spec.interruptViaStdin && code === SSH_FAILED_EXIT) {
+          log(`${who(spec.rank)}: ssh exited with ${SSH_FAILED_EXIT}: the connection failed or was lost, or the remote rank was killed by a signal`);
+        }
         if (bad) {
           failures.push({ rank: spec.rank, code: spawnError ? 127 : code, signal: sig, ours: entry.signalled });
           // After a forwarded signal the ranks are already shutting down in their own way; don't pile on.
