@@ -131,6 +131,8 @@ export interface MpiReport {
   detail?: string;
   /** A "noticed that process rank N … exited on" line whose signal is on the next line (the text is wrapped). */
   pendingSignal?: boolean;
+  /** A host whose ssh connection timed out (the keep-alives went unanswered: a cut or a machine gone). */
+  lostHost?: string;
 }
 
 /**
@@ -141,6 +143,12 @@ export interface MpiReport {
  *   (Open MPI 5's prterun prints the same sentence, and may wrap it before "signal").
  */
 export function watchMpiReport(line: string, into: MpiReport): void {
+  // ssh's own words when its keep-alives go unanswered; mpirun then blames "unable to reliably start daemons".
+  const lost = /^Timeout, server (\S+) not responding\.?\s*$/.exec(line);
+  if (lost) {
+    into.lostHost ??= lost[1];
+    return;
+  }
   if (into.pendingSignal) {
     into.pendingSignal = false;
     const sig = /^\s*signal (\d+)(?: \(([^)]+)\))?/.exec(line);
@@ -324,7 +332,10 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         const lost = failures.filter((f) => f !== culprit && f.code === PEER_LOST_EXIT).map((f) => who(f.rank));
         const lostNote = culprit.code !== PEER_LOST_EXIT && lost.length ? `; ${lost.join(', ')} stopped because a peer was gone` : '';
         if (interrupted) log(`stopped by ${interrupted}: ${who(rank)} ${describeEnd(code, sig)}`);
-        else if (rank === null) log(`failed: mpirun ${describeEnd(code, sig)}${mpiCulprit}`);
+        else if (rank === null) {
+          const lostNote = mpiFailure.lostHost ? ` (its ssh connection to ${mpiFailure.lostHost} timed out: that host stopped answering — a network cut, or the machine is down)` : '';
+          log(`failed: mpirun ${describeEnd(code, sig)}${mpiCulprit}${lostNote}`);
+        }
         else if (code === PEER_LOST_EXIT) log(`failed: ${who(rank)} lost a peer (${describeEnd(code, sig)}; no rank reported a failure of its own); all ranks stopped`);
         else log(`failed: ${who(rank)} ${describeEnd(code, sig)}${lostNote}; all ranks stopped`);
         resolve({ exitCode: exitCodeOf(code, sig), failure: { rank, code, signal: sig }, interrupted });

@@ -85,6 +85,8 @@ test("mpirun's report names the failing rank, Open MPI 4 and 5; its version is r
     // Only the first report counts: ranks killed by mpirun afterwards are not the culprit.
     [[...ompi4, 'mpirun noticed that process rank 0 with PID 0 on node vm exited on signal 15 (Terminated).'], { rank: 1, detail: 'signal 9 (Killed) on node vm' }],
   ];
+  // A lost host: ssh's keep-alive timeout, then mpirun's misleading report (Open MPI 4.1.4, a frozen remote sshd).
+  cases.push([['Timeout, server 127.0.0.1 not responding.', 'ORTE was unable to reliably start one or more daemons.'], { lostHost: '127.0.0.1' }]);
   for (const [lines, want] of cases) {
     const into: MpiReport = {};
     for (const line of lines) watchMpiReport(line, into);
