@@ -21,6 +21,9 @@ Usage:
 Every rank gets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT (mpirun ranks
 get Open MPI's OMPI_COMM_WORLD_* instead, which nanogpt reads too). Output lines are prefixed with [rank k].
 When a rank fails, the others are stopped and the launcher exits non-zero naming the rank.
+Ctrl-C (SIGINT/SIGTERM/SIGHUP): the ranks finish the step, rank 0 writes a snapshot, exit 130 (through mpirun
+the signal goes as SIGUSR2, through ssh as a Ctrl-C on the remote terminal); a third one kills everything.
+Every host must be in ~/.ssh/known_hosts first (ssh runs in batch mode): ssh-keyscan HOST >> ~/.ssh/known_hosts.
 
 Options:
   --nproc_per_node N  ranks per machine (default 1; with --hosts, default: each host's slots=N, else 1)
