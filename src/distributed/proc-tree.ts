@@ -69,19 +69,64 @@ export function readProcTable(): ProcEntry[] {
   return out;
 }
 
+/** Every thread's children of `pid` (/proc/PID/task/TID/children); undefined where the kernel does not offer it. */
+function childPids(pid: number): number[] | undefined {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return []; // the process is gone
+  }
+  const out: number[] = [];
+  for (const tid of tasks) {
+    try {
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (c.trim()) out.push(Number(c));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && tid === String(pid)) return undefined; // no CONFIG_PROC_CHILDREN
+    }
+  }
+  return out;
+}
+
+/**
+ * The descendants of `roots` now, walking down from them (a few reads per process of the subtree, not the whole
+ * table); undefined where /proc has no children lists, for the caller to fall back on readProcTable.
+ */
+export function readDescendants(roots: readonly number[]): ProcEntry[] | undefined {
+  const out: ProcEntry[] = [];
+  const seen = new Set<number>(roots);
+  const queue = [...roots];
+  while (queue.length) {
+    const kids = childPids(queue.shift()!);
+    if (kids === undefined) return undefined;
+    for (const k of kids) {
+      if (seen.has(k)) continue;
+      seen.add(k);
+      try {
+        const e = parseStat(readFileSync(`/proc/${k}/stat`, 'utf8'));
+        if (e) out.push(e);
+      } catch {
+        /* exited meanwhile */
+      }
+      queue.push(k);
+    }
+  }
+  return out;
+}
+
 /**
  * Remembers the descendants of some root processes, sampled while they run, so they can be signalled after they
  * were orphaned. A remembered process is signalled only while its pid still has the start time it was seen with.
  */
 export class DescendantTracker {
   #seen = new Map<number, ProcEntry>();
-  constructor(private readonly readTable: () => ProcEntry[] = readProcTable) {}
+  /** `readTable` stands in for /proc in tests; by default the subtree is walked (readDescendants) when it can be. */
+  constructor(private readonly readTable: () => ProcEntry[] = readProcTable, private readonly walk = readTable === readProcTable) {}
 
-  /** Records the current descendants of `roots`; returns the table read (for a caller that wants it). */
-  sample(roots: readonly number[]): ProcEntry[] {
-    const table = this.readTable();
-    for (const e of descendantsOf(roots, table)) this.#seen.set(e.pid, e);
-    return table;
+  /** Records the current descendants of `roots`. */
+  sample(roots: readonly number[]): void {
+    const found = (this.walk ? readDescendants(roots) : undefined) ?? descendantsOf(roots, this.readTable());
+    for (const e of found) this.#seen.set(e.pid, e);
   }
 
   /** Records these processes too (found another way: see taggedProcesses). */

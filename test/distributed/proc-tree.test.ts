@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { DescendantTracker, descendantsOf, environHas, parseStat, readProcTable, type ProcEntry } from '../../src/distributed/proc-tree.js';
+import { spawn } from 'node:child_process';
+import { DescendantTracker, descendantsOf, environHas, parseStat, readDescendants, readProcTable, type ProcEntry } from '../../src/distributed/proc-tree.js';
 
 test('/proc/PID/stat lines parse, command names with spaces and parentheses included', () => {
   // A real line (bash) and one whose command name holds ") (".
@@ -30,4 +31,22 @@ test('the launch tag is found in an environment exactly, not as a prefix of anot
   assert.ok(!environHas(environ, 'NANOGPT_LAUNCH_TAG', '12-a'));
   assert.ok(!environHas('XNANOGPT_LAUNCH_TAG=12-ab\0', 'NANOGPT_LAUNCH_TAG', '12-ab'));
   assert.ok(environHas('NANOGPT_LAUNCH_TAG=12-ab\0', 'NANOGPT_LAUNCH_TAG', '12-ab'));
+});
+
+test('the subtree of a real process is walked from /proc children lists, as the full table sees it', async () => {
+  const sh = spawn('sh', ['-c', 'sleep 5 & sleep 5 & wait'], { stdio: 'ignore' });
+  try {
+    let walked: ProcEntry[] | undefined = [];
+    for (let i = 0; i < 100 && (walked?.length ?? 0) < 2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      walked = readDescendants([sh.pid!]);
+    }
+    const fromTable = descendantsOf([sh.pid!], readProcTable());
+    assert.equal(walked?.length, 2);
+    assert.deepEqual(walked!.map((e) => e.pid).sort(), fromTable.map((e) => e.pid).sort());
+  } finally {
+    const kids = readDescendants([sh.pid!]) ?? [];
+    sh.kill('SIGKILL');
+    for (const e of kids) process.kill(e.pid, 'SIGKILL');
+  }
 });
