@@ -23,6 +23,9 @@ Usage:
 Every rank gets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT (mpirun ranks
 get Open MPI's OMPI_COMM_WORLD_* instead, which nanogpt reads too). Output lines are prefixed with [rank k].
 When a rank fails, the others are stopped and the launcher exits non-zero naming the rank.
+Ctrl-C (SIGINT/SIGTERM/SIGHUP): the ranks finish the step, rank 0 writes a snapshot, exit 130 (through mpirun
+the signal goes as SIGUSR2, through ssh as a Ctrl-C on the remote terminal); a third one kills everything.
+Every host must be in ~/.ssh/known_hosts first (ssh runs in batch mode): ssh-keyscan HOST >> ~/.ssh/known_hosts.
 
 Options:
   --nproc_per_node N  ranks per machine (default 1; with --hosts, default: each host's slots=N, else 1)
@@ -127,14 +130,15 @@ async function run(argv: string[]): Promise<number> {
     const cwd = process.cwd();
     const mpirun = which('mpirun');
     if (mpirun) {
-      const argvMpi = mpirunArgs({ hosts, perHost, command, env: shared, asRoot: process.getuid?.() === 0, cwd });
+      const openMpiMajor = openMpiMajorVersion(mpirun);
+      const argvMpi = mpirunArgs({ hosts, perHost, command, env: shared, asRoot: process.getuid?.() === 0, cwd, openMpiMajor });
       const line = formatCommand(argvMpi);
       if (dryRun) {
         process.stdout.write(line + '\n');
         return 0;
       }
       say(`${total} ranks on ${hosts.length} host${hosts.length > 1 ? 's' : ''} through mpirun; running:\n  ${line}`);
-      specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared }, openMpiMajor: openMpiMajorVersion(mpirun) }];
+      specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared }, openMpiMajor }];
     } else {
       // No Open MPI: one ssh per remote rank (torchrun-style variables), ranks on this machine started directly.
       if (hosts.some((h) => !isThisMachine(h.host)) && !which('ssh')) {
@@ -147,7 +151,7 @@ async function run(argv: string[]): Promise<number> {
         for (let local = 0; local < n; local++, rank++) {
           const vars = { ...shared, RANK: String(rank), WORLD_SIZE: String(total), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(n) };
           if (isThisMachine(h.host)) specs.push({ rank, argv: command, env: { ...baseEnv(), ...vars } });
-          else specs.push({ rank, argv: sshArgs(h.host, cwd, vars, command), env: baseEnv() });
+          else specs.push({ rank, argv: sshArgs(h.host, cwd, vars, command), env: baseEnv(), interruptViaStdin: true });
         }
       });
       const lines = specs.map((s) => `[rank ${s.rank}] ${s.argv[0] === 'ssh' ? '' : Object.entries(s.env).filter(([k]) => k in shared || /^(LOCAL_)?(RANK|WORLD_SIZE)$/.test(k)).map(([k, v]) => `${k}=${v} `).join('')}${formatCommand(s.argv)}`);

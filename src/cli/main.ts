@@ -73,7 +73,7 @@ export async function runCli(argv: string[]): Promise<void> {
     const userError = isUserError(err) ? err : environmentError(err);
     if (userError) {
       process.stderr.write(`error: ${userError.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = userError.exitCode;
     } else {
       process.stderr.write(`internal error (a bug in nanogpt-ts; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
       process.exitCode = 1;

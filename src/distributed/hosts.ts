@@ -128,7 +128,17 @@ export interface RemoteLaunchPlan {
   asRoot?: boolean;
   /** Working directory on every host. */
   cwd: string;
+  /** Open MPI's major version (4 when absent): some settings are spelled differently in 5. */
+  openMpiMajor?: number;
 }
+
+/**
+ * ssh keep-alives: a host that stops answering (cable, power, a security-group change) ends the connection after
+ * about INTERVAL × COUNT seconds instead of never — TCP alone waits for hours on an idle or blocked connection.
+ * The ranks themselves notice a lost peer through their own collective timeout; this is for mpirun's daemons and
+ * for our ssh children, which otherwise wait forever.
+ */
+export const SSH_KEEPALIVE = ['-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=2'] as const;
 
 /**
  * The mpirun command (Open MPI's syntax). Ranks fill hosts in file order (`--map-by slot`), so rank 0 is on the
@@ -142,6 +152,18 @@ export function mpirunArgs(plan: RemoteLaunchPlan): string[] {
   args.push('-np', String(total));
   args.push('--host', plan.hosts.map((h, i) => `${h.host}:${plan.perHost[i]}`).join(','));
   args.push('--map-by', 'slot', '--bind-to', 'none', '--tag-output', '--wdir', plan.cwd);
+  // Open MPI 4 calls its launcher component `rsh` (parameters via --mca); Open MPI 5's PRRTE renamed it `ssh`
+  // (parameters via --prtemca): a wrong name is silently ignored, so the spelling follows the version.
+  const keepAlive = SSH_KEEPALIVE.join(' ');
+  if ((plan.openMpiMajor ?? 4) >= 5) {
+    args.push('--prtemca', 'plm_ssh_args', keepAlive);
+  } else {
+    args.push('--mca', 'plm_rsh_args', keepAlive);
+  }
+  // No kill delay is set: a stop reaches the ranks as SIGUSR2, which mpirun forwards and which kills nothing (see
+  // supervise), so mpirun's SIGTERM-then-SIGKILL only ever ends a job that failed. Open MPI 4 sleeps its
+  // odls_base_sigkill_timeout twice, unconditionally, on every such abort (measured: 18 s at 10, 1.1 s at the
+  // default 1), and Open MPI 5 has no such setting.
   for (const [k, v] of Object.entries(plan.env)) args.push('-x', `${k}=${v}`);
   args.push(...plan.command);
   return args;
@@ -168,12 +190,15 @@ export function shellQuote(word: string): string {
 /**
  * One ssh command for one remote rank, with the torchrun-style variables that rank needs. `-tt` gives the remote
  * process a terminal, so that when ssh ends (we stop it, or it loses the connection) the remote rank gets SIGHUP
- * instead of living on as an orphan; BatchMode makes a missing key fail at once instead of prompting.
+ * instead of living on as an orphan, and so that a Ctrl-C character written to ssh's stdin reaches the rank as
+ * SIGINT while the connection (and its output) stays up. BatchMode makes a missing key or an unknown host key
+ * fail at once instead of prompting; LogLevel=ERROR keeps errors but drops the "Connection to host closed." line
+ * every rank's exit would print; the keep-alives end the connection when the host stops answering.
  */
 export function sshArgs(host: string, cwd: string, env: Readonly<Record<string, string>>, command: readonly string[]): string[] {
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`);
   const remote = `cd ${shellQuote(cwd)} && exec env ${assignments.join(' ')} ${command.map(shellQuote).join(' ')}`;
-  return ['ssh', '-tt', '-o', 'BatchMode=yes', host, remote];
+  return ['ssh', '-tt', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...SSH_KEEPALIVE, host, remote];
 }
 
 /** A command line as one copy-pasteable string. */

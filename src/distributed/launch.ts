@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import type { Writable, Readable } from 'node:stream';
-import { UserError } from '../util/errors.js';
+import { PEER_LOST_EXIT, UserError } from '../util/errors.js';
+import { DescendantTracker, LAUNCH_TAG_VAR, taggedProcesses } from './proc-tree.js';
+import { randomBytes } from 'node:crypto';
 
 /** One process to supervise. `rank: null` is an mpirun whose output carries Open MPI's per-rank tags. */
 export interface ProcSpec {
@@ -20,6 +22,8 @@ export interface ProcSpec {
   argv: readonly string[];
   env: NodeJS.ProcessEnv;
   cwd?: string;
+  /** An `ssh -tt`: the first stop signal goes to the remote rank as a Ctrl-C written to ssh's stdin. */
+  interruptViaStdin?: boolean;
 }
 
 export interface SuperviseOptions {
@@ -121,12 +125,48 @@ export function rewriteMpiLine(line: string, openMpiMajor = 4): string[] {
   return out;
 }
 
+/** What mpirun's closing report says about the rank that failed first. */
+export interface MpiReport {
+  rank?: number;
+  detail?: string;
+  /** A "noticed that process rank N … exited on" line whose signal is on the next line (the text is wrapped). */
+  pendingSignal?: boolean;
+  /** A host whose ssh connection timed out (the keep-alives went unanswered: a cut or a machine gone). */
+  lostHost?: string;
+}
+
 /**
- * Picks the failing rank out of mpirun's closing report ("Process name: [[487,1],2]" — Open MPI 5:
- * "[prterun-host-1234@1,2]" — then "Exit code: 7", or "Signal: Killed"), so the launcher can name it the way it
- * does for local ranks.
+ * Picks the failing rank out of mpirun's closing report, so the launcher can name it the way it does for local
+ * ranks. Two forms, in Open MPI 4 and 5 alike:
+ * - a non-zero exit: "Process name: [[487,1],2]" (Open MPI 5: "[prterun-host-1234@1,2]"), then "Exit code: 7";
+ * - a signal: "mpirun noticed that process rank 2 with PID 1234 on node node2 exited on signal 9 (Killed)."
+ *   (Open MPI 5's prterun prints the same sentence, and may wrap it before "signal").
  */
-export function watchMpiReport(line: string, into: { rank?: number; detail?: string }): void {
+export function watchMpiReport(line: string, into: MpiReport): void {
+  // ssh's own words when its keep-alives go unanswered; mpirun then blames "unable to reliably start daemons".
+  const lost = /^Timeout, server (\S+) not responding\.?\s*$/.exec(line);
+  if (lost) {
+    into.lostHost ??= lost[1];
+    return;
+  }
+  if (into.pendingSignal) {
+    into.pendingSignal = false;
+    const sig = /^\s*signal (\d+)(?: \(([^)]+)\))?/.exec(line);
+    if (sig) into.detail = `signal ${sig[1]}${sig[2] ? ` (${sig[2]})` : ''}${into.detail ?? ''}`;
+    return;
+  }
+  if (into.rank !== undefined && into.detail !== undefined) return;
+  const noticed = /noticed that process rank (\d+) with PID \d+ on node (\S+) exited on(?: signal (\d+)(?: \(([^)]+)\))?)?/.exec(line);
+  if (noticed && into.rank === undefined) {
+    into.rank = Number(noticed[1]);
+    const where = ` on node ${noticed[2]}`;
+    if (noticed[3] !== undefined) into.detail = `signal ${noticed[3]}${noticed[4] ? ` (${noticed[4]})` : ''}${where}`;
+    else {
+      into.detail = where;
+      into.pendingSignal = true;
+    }
+    return;
+  }
   const name = /^\s*Process name:\s*\[(?:\[\d+,\d+\]|[^\]\s@]+@\d+),(\d+)\]/.exec(line);
   if (name && into.rank === undefined) {
     into.rank = Number(name[1]);
@@ -164,10 +204,22 @@ function signalProc(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** The exit code of a process that stopped on request (128 + SIGINT, what `nanogpt train` returns after a snapshot). */
+export const INTERRUPTED_EXIT = 130;
+
+/** ssh's own exit code: it could not connect, lost the connection, or the remote command died of a signal. */
+const SSH_FAILED_EXIT = 255;
+
+/** How long a child's pipes may stay open after it exited (an orphaned grandchild may hold them forever). */
+export const DRAIN_MS = 2000;
+/** How often the launcher records its children's descendants (see DescendantTracker). */
+const SAMPLE_MS = 1000;
+
 /**
  * Runs the processes to completion. Each child leads its own process group, so a Ctrl-C in the terminal reaches
  * only the launcher, which forwards it exactly once (a trainer treats a second SIGINT as "quit now, skip the
- * snapshot"). First and second signals are forwarded as they are; a third one kills every rank.
+ * snapshot"). First and second signals are forwarded as they are; a third one kills every rank and every process
+ * they started, including those that left their process group.
  */
 export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): Promise<LaunchOutcome> {
   const stdout = opts.stdout ?? process.stdout;
@@ -176,48 +228,84 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
   const forward = opts.forwardSignals ?? true;
 
   return new Promise((resolve) => {
-    const children: { spec: ProcSpec; child: ChildProcess; done: boolean }[] = [];
-    let failure: LaunchOutcome['failure'];
+    interface Entry {
+      spec: ProcSpec;
+      child: ChildProcess;
+      /** It exited (its pipes may still be draining). */
+      done: boolean;
+      /** We sent it a signal: a bad end after that is ours, not its failure. */
+      signalled: boolean;
+    }
+    const children: Entry[] = [];
+    const failures: Failure[] = [];
+    const stopped: (number | null)[] = [];
     let interrupted: NodeJS.Signals | undefined;
     let signalsSeen = 0;
     let killTimer: NodeJS.Timeout | undefined;
+    let tornDown = false;
     let remaining = specs.length;
-    const mpiFailure: { rank?: number; detail?: string } = {};
+    const mpiFailure: MpiReport = {};
+    const tracker = new DescendantTracker();
+    const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
+    const rememberTagged = (): void => tracker.remember(taggedProcesses(tag));
+    const roots = (): number[] => children.filter((c) => !c.done && c.child.pid !== undefined).map((c) => c.child.pid!);
+    const sampler = setInterval(() => tracker.sample(roots()), SAMPLE_MS);
+    sampler.unref();
 
     const live = () => children.filter((c) => !c.done);
+    const signal = (c: Entry, sig: NodeJS.Signals): void => {
+      c.signalled = true;
+      signalProc(c.child, sig);
+    };
     const killAllNow = (): void => {
-      for (const c of live()) signalProc(c.child, 'SIGKILL');
+      tracker.sample(roots());
+      rememberTagged();
+      for (const c of live()) signal(c, 'SIGKILL');
+      tracker.signalAll('SIGKILL');
     };
 
     const onSignal = (sig: NodeJS.Signals): void => {
       signalsSeen += 1;
       interrupted ??= sig;
       if (signalsSeen >= 3) {
-        log(`${sig} again: killing all ranks`);
+        log(`${sig} again: killing all ranks and every process they started`);
         killAllNow();
         return;
       }
       const targets = live();
       const mpirun = targets.length === 1 && targets[0]!.spec.rank === null ? targets[0]! : undefined;
       const what = mpirun ? 'mpirun' : `${targets.length} rank process(es)`;
-      // Open MPI 5's mpirun answers SIGTERM/SIGINT by killing the ranks at once, and what they print on the way out
-      // is lost; it forwards SIGUSR2 instead, which ranks (the trainer) treat as a request to stop. So the first
-      // signal reaches its ranks as SIGUSR2; a repeated one goes to mpirun as it is.
-      const asUsr2 = mpirun !== undefined && (mpirun.spec.openMpiMajor ?? 4) >= 5 && signalsSeen === 1;
-      log(`${sig}: forwarding to ${what}${asUsr2 ? ' as SIGUSR2 (Open MPI 5 forwards that one to its ranks)' : ''}${signalsSeen === 1 ? ' (send it twice more to kill them)' : ''}`);
-      for (const c of targets) signalProc(c.child, asUsr2 ? 'SIGUSR2' : sig);
+      // mpirun answers SIGTERM/SIGINT by killing the job: Open MPI 5 at once (what ranks print on the way out is
+      // lost), Open MPI 4 after odls_base_sigkill_timeout. Both forward SIGUSR2 to every rank and kill nothing, and
+      // the trainer treats SIGUSR2 as a request to stop; so the first signal reaches its ranks as SIGUSR2, and a
+      // repeated one goes to mpirun as it is.
+      const asUsr2 = mpirun !== undefined && signalsSeen === 1;
+      const viaTty = signalsSeen === 1 ? targets.filter((c) => c.spec.interruptViaStdin) : [];
+      log(
+        `${sig}: forwarding to ${what}${asUsr2 ? ' as SIGUSR2 (mpirun forwards that one to its ranks)' : ''}` +
+          `${viaTty.length ? ` (ranks through ssh get it as a Ctrl-C on their terminal)` : ''}${signalsSeen === 1 ? ' (send it twice more to kill them)' : ''}`,
+      );
+      for (const c of targets) {
+        // A Ctrl-C character on an ssh -tt terminal reaches the remote rank as SIGINT and keeps the connection
+        // (and the rank's output) up; signalling the local ssh would end the connection and hang the rank up.
+        if (viaTty.includes(c) && c.child.stdin?.writable) {
+          c.signalled = true;
+          c.child.stdin.write('\x03');
+        } else signal(c, asUsr2 ? 'SIGUSR2' : sig);
+      }
     };
     // If the launcher itself dies of an exception, take the ranks with it rather than orphaning them.
     const onExit = (): void => killAllNow();
     if (forward) for (const s of SIGNALS) process.on(s, onSignal);
     process.on('exit', onExit);
 
-    const teardown = (failed: ProcSpec, code: number | null, signal: NodeJS.Signals | null): void => {
+    const teardown = (failed: ProcSpec, code: number | null, sig: NodeJS.Signals | null): void => {
       // mpirun stops its own ranks; there is nothing else of ours to stop.
-      if (failed.rank === null) return;
+      if (failed.rank === null || tornDown) return;
+      tornDown = true;
       const others = live();
-      log(`${who(failed.rank)} ${describeEnd(code, signal)}; stopping ${others.length ? others.map((c) => who(c.spec.rank)).join(', ') : 'nothing (no other rank is running)'}`);
-      for (const c of others) signalProc(c.child, 'SIGTERM');
+      log(`${who(failed.rank)} ${describeEnd(code, sig)}; stopping ${others.length ? others.map((c) => who(c.spec.rank)).join(', ') : 'nothing (no other rank is running)'}`);
+      for (const c of others) signal(c, 'SIGTERM');
       if (others.length > 0) {
         killTimer = setTimeout(() => {
           const stuck = live();
@@ -229,14 +317,31 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
 
     const finish = (): void => {
       if (killTimer) clearTimeout(killTimer);
+      clearInterval(sampler);
       if (forward) for (const s of SIGNALS) process.off(s, onSignal);
       process.off('exit', onExit);
+      // Whatever the children left running (an orphaned ssh of mpirun's after a lost node) belongs to this run.
+      rememberTagged();
+      const left = tracker.signalAll('SIGKILL');
+      if (left > 0) log(`killed ${left} process(es) the ranks left behind`);
+      const failure = failures[0];
       if (failure) {
-        const { rank, code, signal } = failure;
-        const culprit = rank === null && mpiFailure.rank !== undefined ? ` (mpirun reports rank ${mpiFailure.rank} failed first${mpiFailure.detail ? `: ${mpiFailure.detail}` : ''})` : '';
-        if (interrupted) log(`stopped by ${interrupted}: ${who(rank)} ${describeEnd(code, signal)}`);
-        else log(`failed: ${who(rank)} ${describeEnd(code, signal)}${rank === null ? culprit : '; all ranks stopped'}`);
-        resolve({ exitCode: exitCodeOf(code, signal), failure, interrupted });
+        const culprit = pickCulprit(failures);
+        const { rank, code, signal: sig } = culprit;
+        const mpiCulprit = rank === null && mpiFailure.rank !== undefined ? ` (mpirun reports rank ${mpiFailure.rank} failed first${mpiFailure.detail ? `: ${mpiFailure.detail.trim()}` : ''})` : '';
+        const lost = failures.filter((f) => f !== culprit && f.code === PEER_LOST_EXIT).map((f) => who(f.rank));
+        const lostNote = culprit.code !== PEER_LOST_EXIT && lost.length ? `; ${lost.join(', ')} stopped because a peer was gone` : '';
+        if (interrupted) log(`stopped by ${interrupted}: ${who(rank)} ${describeEnd(code, sig)}`);
+        else if (rank === null) {
+          const lostNote = mpiFailure.lostHost ? ` (its ssh connection to ${mpiFailure.lostHost} timed out: that host stopped answering — a network cut, or the machine is down)` : '';
+          log(`failed: mpirun ${describeEnd(code, sig)}${mpiCulprit}${lostNote}`);
+        }
+        else if (code === PEER_LOST_EXIT) log(`failed: ${who(rank)} lost a peer (${describeEnd(code, sig)}; no rank reported a failure of its own); all ranks stopped`);
+        else log(`failed: ${who(rank)} ${describeEnd(code, sig)}${lostNote}; all ranks stopped`);
+        resolve({ exitCode: exitCodeOf(code, sig), failure: { rank, code, signal: sig }, interrupted });
+      } else if (stopped.length) {
+        log(`stopped${interrupted ? ` by ${interrupted}` : ''}: ${stopped.map(who).join(', ')} exited with code ${INTERRUPTED_EXIT} (interrupted)`);
+        resolve({ exitCode: INTERRUPTED_EXIT, interrupted });
       } else {
         resolve({ exitCode: 0, interrupted });
       }
@@ -244,42 +349,96 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
 
     for (const spec of specs) {
       const [file, ...args] = spec.argv;
-      const child = spawn(file!, args, { env: spec.env, cwd: spec.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      const entry = { spec, child, done: false };
+      const child = spawn(file!, args, { env: { ...spec.env, [LAUNCH_TAG_VAR]: tag }, cwd: spec.cwd, stdio: [spec.interruptViaStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
+      const entry: Entry = { spec, child, done: false, signalled: false };
       children.push(entry);
+      child.stdin?.on('error', () => {
+        /* ssh gone: a Ctrl-C written after it exited has nowhere to go */
+      });
       const rewrite =
         spec.rank === null
           ? (line: string) => {
               watchMpiReport(line, mpiFailure);
               return rewriteMpiLine(line, spec.openMpiMajor);
             }
-          : (line: string) => [prefixLine(spec.rank!, line)];
-      pipeLines(child.stdout!, stdout, rewrite);
-      pipeLines(child.stderr!, stderr, rewrite);
+          : spec.interruptViaStdin
+            ? // The remote terminal echoes the Ctrl-C we wrote as "^C" in front of the rank's next line.
+              (line: string) => (line.startsWith('^C') && line.length > 2 ? [prefixLine(spec.rank!, line.slice(2))] : line === '^C' ? [] : [prefixLine(spec.rank!, line)])
+            : (line: string) => [prefixLine(spec.rank!, line)];
+      const outs = [pipeLines(child.stdout!, stdout, rewrite), pipeLines(child.stderr!, stderr, rewrite)];
 
       let ended = false;
-      const onEnd = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void => {
+      const onEnd = (): void => {
         if (ended) return;
         ended = true;
-        entry.done = true;
-        if (spawnError) log(`${who(spec.rank)}: cannot start ${file}: ${spawnError.message}`);
-        const bad = spawnError !== undefined || code !== 0;
-        if (bad && !failure) {
-          failure = { rank: spec.rank, code: spawnError ? 127 : code, signal };
-          // After a forwarded signal the ranks are already shutting down in their own way; don't pile on.
-          if (!interrupted) teardown(spec, failure.code, signal);
-        }
         remaining -= 1;
         if (remaining === 0) finish();
       };
-      // 'close' (not 'exit') so the rank's last output lines are written before we report and resolve.
-      child.on('close', (code, signal) => onEnd(code, signal));
+      const onExited = (code: number | null, sig: NodeJS.Signals | null, spawnError?: Error): void => {
+        if (entry.done) return;
+        entry.done = true;
+        if (spawnError) log(`${who(spec.rank)}: cannot start ${file}: ${spawnError.message}`);
+        // 130: the process stopped on request (a trainer writes its snapshot first), by a signal the launcher
+        // forwarded or one it got itself (a hung-up ssh session); the others are stopping at the same step.
+        if (code === INTERRUPTED_EXIT && !spawnError) stopped.push(spec.rank);
+        const bad = spawnError !== undefined || (code !== 0 && code !== INTERRUPTED_EXIT);
+        if (bad && spec.interruptViaStdin && code === SSH_FAILED_EXIT) {
+          log(`${who(spec.rank)}: ssh exited with ${SSH_FAILED_EXIT}: the connection failed or was lost, or the remote rank was killed by a signal`);
+        }
+        if (bad) {
+          failures.push({ rank: spec.rank, code: spawnError ? 127 : code, signal: sig, ours: entry.signalled });
+          // After a forwarded signal the ranks are already shutting down in their own way; don't pile on.
+          if (!interrupted) teardown(spec, spawnError ? 127 : code, sig);
+        }
+      };
+      // 'exit', then the rest of its output: 'close' comes once every process holding its pipes let go, which an
+      // orphaned grandchild may never do; after DRAIN_MS the pipes are cut (their last partial lines flushed).
+      child.on('exit', (code, sig) => {
+        onExited(code, sig);
+        const drain = setTimeout(() => {
+          // Someone it started still holds its output (an orphan, perhaps missed by the tree sampling): found by
+          // the tag, ended with the rest when the run is over.
+          const running = new Set(live().map((c) => c.child.pid));
+          const holders = taggedProcesses(tag).filter((pid) => !running.has(pid));
+          log(`${who(spec.rank)} exited, but its output is still open after ${DRAIN_MS} ms${holders.length ? ` (held by process(es) ${holders.join(', ')} it left behind)` : ''}; not waiting for it`);
+          tracker.remember(holders);
+          for (const o of outs) o.end();
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          onEnd();
+        }, DRAIN_MS);
+        child.once('close', () => {
+          clearTimeout(drain);
+          onEnd();
+        });
+      });
       child.on('error', (err) => {
-        // A spawn failure emits 'error' and then 'close'; a failed kill() emits only 'error' (ignored here).
-        if (child.pid === undefined) onEnd(null, null, err);
+        // A spawn failure emits 'error' (and 'close', no 'exit'); a failed kill() emits only 'error' (ignored here).
+        if (child.pid === undefined) {
+          onExited(null, null, err);
+          onEnd();
+        }
       });
     }
+    tracker.sample(roots());
   });
+}
+
+interface Failure {
+  rank: number | null;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** It ended after the launcher signalled it (teardown or forwarding). */
+  ours: boolean;
+}
+
+/**
+ * The rank to name when several ended badly: the first one that failed on its own — not one that stopped because
+ * a peer was gone (PEER_LOST_EXIT: the trainer's collective found a rank missing), and not one the launcher
+ * stopped itself; else the first failure.
+ */
+export function pickCulprit<T extends { code: number | null; ours: boolean }>(failures: readonly T[]): T {
+  return failures.find((f) => f.code !== PEER_LOST_EXIT && !f.ours) ?? failures.find((f) => f.code !== PEER_LOST_EXIT) ?? failures[0]!;
 }
 
 // ---- what to run ---------------------------------------------------------------------------------------------

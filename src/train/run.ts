@@ -1,15 +1,17 @@
 // Process-level wiring of a training run: rank discovery, the process group, signals, then the trainer.
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TrainConfig } from './config-schema.js';
 import { resolveRunPath } from './config.js';
 import { train, type DistContext, type TrainResult } from './trainer.js';
 import { CollectiveError, ProcessGroup, RendezvousError } from '../torch/distributed/index.js';
-import { UserError } from '../util/errors.js';
+import { PEER_LOST_EXIT, UserError } from '../util/errors.js';
 import { discoverRank } from '../distributed/env.js';
 import { jobIdentity } from '../distributed/job.js';
 import { checkRanksAgree, sharedSettings } from './agreement.js';
 import { codeVersion } from './code-version.js';
+import { chooseThreads, exportThreadEnv } from '../runtime/threads.js';
 import { METRICS_FILE, REPORT_HTML, REPORT_PNG, writeReport } from '../report/write-report.js';
 import { pathExists } from './checkpoint.js';
 import { DirLock } from '../io/dir-lock.js';
@@ -29,6 +31,8 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
     mainProcessIp: config.distributed.main_process_ip ?? undefined,
     mainProcessPort: config.distributed.main_process_port || undefined,
   });
+  // Before libtorch loads (ProcessGroup.init is its first use here): its OpenMP runtime reads these once.
+  exportThreadEnv(chooseThreads(config.threads, info.localWorldSize));
   const prefix = info.worldSize > 1 ? `[rank ${info.rank}] ` : '';
   const log = (line: string): void => void process.stderr.write(prefix + line + '\n');
   // Only global rank 0 writes out_dir (even when it is on a shared file system), so only it takes the lock.
@@ -79,19 +83,22 @@ async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRan
       if (err instanceof CollectiveError) throw new UserError(err.message, 'look at the log of the rank named above');
       throw err;
     }
-    dist = { pg, rank: info.rank, worldSize: info.worldSize, localWorldSize: info.localWorldSize };
+    dist = { pg, rank: info.rank, worldSize: info.worldSize, localWorldSize: info.localWorldSize, localRank: info.localRank };
   }
-  // First Ctrl-C / SIGTERM: finish the step, snapshot, exit; a second one exits at once. SIGUSR2 too: it is what
-  // `nanogpt launch` sends through Open MPI 5's mpirun, which kills ranks outright on SIGTERM.
+  // First Ctrl-C / SIGTERM: finish the step, snapshot, exit; a second one exits at once. Any rank's signal stops
+  // all of them at the same step (the trainer's per-step agreement), and rank 0 writes the snapshot. SIGUSR2 too:
+  // it is what `nanogpt launch` sends through mpirun, which kills ranks on SIGTERM. SIGHUP: a rank started
+  // through `ssh -tt` gets it when its connection ends (the launcher's ssh was stopped, or the terminal closed).
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals += 1;
-    if (signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+    if (signals > 1) process.exit(128 + (os.constants.signals[sig] ?? 15));
+    if (sig === 'SIGHUP') ignoreClosedOutput();
     log(`${sig}: stopping after this step (again to quit now)`);
     controller.abort();
   };
-  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR2'] as const;
+  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGUSR2', 'SIGHUP'] as const;
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     const result = await train({ config, dist, log, signal: controller.signal });
@@ -101,13 +108,22 @@ async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRan
   } catch (err) {
     if (err instanceof CollectiveError) {
       // A peer died or hung: not a bug here. Say who, and that rerunning the command resumes.
-      throw new UserError(err.message, 'look at the log of the rank named above; rerun the same command to resume from the last snapshot');
+      // A distinct exit code, so `nanogpt launch` names the rank that really failed rather than this one.
+      throw new UserError(err.message, 'look at the log of the rank named above; rerun the same command to resume from the last snapshot', { exitCode: PEER_LOST_EXIT });
     }
     throw err;
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
     await dist?.pg.destroy();
   }
+}
+
+/**
+ * After a hang-up the terminal our output went to is gone, and a write to it fails (EIO, EPIPE): an unhandled
+ * stream error would kill the rank before it reaches the agreed stop step and the snapshot. Its lines are lost.
+ */
+function ignoreClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
 }
 
 /**

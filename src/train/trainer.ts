@@ -26,6 +26,27 @@ export interface DistContext {
   rank: number;
   worldSize: number;
   localWorldSize: number;
+  /** This rank's index among those on its host (0 when not known). */
+  localRank?: number;
+}
+
+/**
+ * Ranks on each host, in rank order of the hosts' first ranks: every rank contributes (local rank, ranks on its
+ * host), and each local rank 0 stands for one host. One small all-gather at start-up, for the banner.
+ */
+async function ranksPerHost(dist: DistContext): Promise<number[]> {
+  const mine = torch.tensor([dist.localRank ?? 0, dist.localWorldSize], { dtype: 'float64' });
+  const all = await dist.pg.allgather(mine);
+  const pairs = all.map((t) => t.toArray() as number[]);
+  mine.dispose();
+  all.forEach((t) => t.dispose());
+  return pairs.filter(([localRank]) => localRank === 0).map(([, n]) => n!);
+}
+
+/** "2 per host", or the counts when hosts differ ("2 + 1 on 2 hosts"). */
+function describePerHost(counts: readonly number[]): string {
+  if (counts.length > 0 && counts.every((n) => n === counts[0])) return `${counts[0]} per host`;
+  return `${counts.join(' + ')} on ${counts.length} hosts`;
 }
 
 export interface TrainOptions {
@@ -86,7 +107,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const initKey = 'nanogpt/init';
   try {
     if (isMain && resume) {
-      say(`resuming from snapshot ${snapshotPath}`);
       const loaded = await loadModel(snapshotPath, { dropout: c.model.dropout });
       model = loaded.model;
       opt = makeOptimizer(model, c);
@@ -95,6 +115,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if (changed) say(changed);
         state = await restoreOptimizer(loaded.reader, model, opt);
         snapshotStates = readRankStates(loaded.reader, state);
+        say(`resuming from snapshot ${snapshotPath} at iteration ${state.iter}/${t.max_iters} (${Math.floor((100 * state.iter) / Math.max(1, t.max_iters))}%, ${formatCount(state.tokens)} tokens seen)`);
       } finally {
         await loaded.reader.close();
       }
@@ -157,7 +178,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       // A different world size: fresh, rank-distinct streams (the run continues, not bit-identically).
       loader.setState({ train: new SamplerRng(c.seed + rank + 7919 * iter).getState(), val: new SamplerRng(c.seed + rank + 7919 * iter + 1).getState() });
       torch.manualSeed(c.seed + rank + iter);
-      say(`snapshot was written at world size ${snapshotStates?.sampler.length ?? '?'}; now ${world}: data streams re-seeded`);
+      const was = snapshotStates?.sampler.length;
+      const perRank = t.batch_size * t.gradient_accumulation_steps;
+      say(
+        `snapshot was written at world size ${was ?? '?'}; now ${world}: data streams re-seeded, and the global batch is now ${perRank * world} sequences ` +
+          `(${formatCount(perRank * world * c.block_size)} tokens) per step${was ? `, was ${perRank * was} (${formatCount(perRank * was * c.block_size)} tokens)` : ''}: ` +
+          'each step sees a different amount of data than before (scale the learning rate or gradient_accumulation_steps to keep it)',
+      );
     }
   } else if (world > 1) {
     torch.manualSeed(c.seed + rank); // distinct dropout masks per rank; weights already broadcast
@@ -174,8 +201,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const sync = dist ? new GradientSync(dist.pg, model.parameters(), { overlap: c.distributed.overlap_comm }) : null;
 
   const allocator = activeAllocator();
+  const perHost = dist ? await ranksPerHost(dist) : [1];
   say(
-    `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${dist?.localWorldSize ?? 1} per host) · ${threads} thread${threads === 1 ? '' : 's'}/process · ` +
+    `model: ${(nParams / 1e6).toFixed(2)}M parameters · world ${world} (${describePerHost(perHost)}) · ${threads} thread${threads === 1 ? '' : 's'}/process · ` +
       `global batch ${t.batch_size} × ${accum} × ${world} = ${t.batch_size * accum * world} sequences (${formatCount(tokensPerStep)} tokens) · ${t.mixed_precision} · ${allocator}`,
   );
   if (allocator === 'glibc malloc' && process.env[ALLOCATOR_ENV] !== 'system') {
@@ -262,6 +290,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (dist) await dist.pg.barrier(); // the others wait until the snapshot is complete
   };
 
+  /**
+   * The ranks' agreement on per-step flags (stop requested, non-finite loss): one all-reduce of one element per
+   * flag, taking the max, so every rank sees a flag any rank raised and all of them act at the same step (a rank
+   * that acted alone would leave the others blocked in their next collective).
+   */
+  const agree = async (flags: readonly boolean[]): Promise<boolean[]> => {
+    if (!dist) return [...flags];
+    const t = torch.tensor(flags.map((f) => (f ? 1 : 0)));
+    try {
+      await dist.pg.allreduce(t, 'max');
+      return (t.toArray() as number[]).map((v) => v > 0);
+    } finally {
+      t.dispose();
+    }
+  };
+
   const checkConsistency = async (): Promise<void> => {
     if (!dist) return;
     const local = torch.tensor([parameterChecksum(model)], { dtype: 'float64' });
@@ -284,112 +328,106 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let bestIter = -1; // the iteration of the best model this run saved (-1: none yet)
   let skipEvalOnce = state !== null && !t.eval_only; // the snapshot was written right after this iteration's evaluation
   let interrupted = false;
+  // A stop request (a signal to any rank) as the ranks agreed on it at the end of the last step; single-process
+  // runs read the signal directly.
+  let stopAgreed = false;
   const loopStart = Date.now();
   const progress = new RunProgress(iter, t.max_iters);
-  if (state) say(`resumed at iteration ${iter}/${t.max_iters} (${Math.floor((100 * iter) / Math.max(1, t.max_iters))}%), ${formatCount(tokens)} tokens seen`);
-  for (;;) {
-    const lr = learningRate(iter, t, c.optimizer_config.learning_rate);
-    const evalNow = (iter % t.eval_interval === 0 || iter === t.max_iters || t.eval_only) && !skipEvalOnce;
-    if (evalNow) {
-      const losses = await evaluate();
-      lastLosses = losses;
-      say(`step ${iter}: train loss ${losses.train.toFixed(4)}, val loss ${losses.val.toFixed(4)}`);
-      metrics.write({ type: 'eval', iter, train_loss: losses.train, val_loss: losses.val, lr, tokens });
-      if (t.eval_only) {
-        say(`eval_only: evaluated the ${state ? `snapshot at iteration ${iter}` : 'initial model'} on ${t.eval_iters} batch${t.eval_iters === 1 ? '' : 'es'} per split; nothing was written`);
+  // The status line is cleared however the loop ends, so an error message never lands on a half-drawn line.
+  try {
+    for (;;) {
+      const lr = learningRate(iter, t, c.optimizer_config.learning_rate);
+      const evalNow = (iter % t.eval_interval === 0 || iter === t.max_iters || t.eval_only) && !skipEvalOnce;
+      if (evalNow) {
+        const losses = await evaluate();
+        lastLosses = losses;
+        say(`step ${iter}: train loss ${losses.train.toFixed(4)}, val loss ${losses.val.toFixed(4)}`);
+        metrics.write({ type: 'eval', iter, train_loss: losses.train, val_loss: losses.val, lr, tokens });
+        if (t.eval_only) {
+          say(`eval_only: evaluated the ${state ? `snapshot at iteration ${iter}` : 'initial model'} on ${t.eval_iters} batch${t.eval_iters === 1 ? '' : 'es'} per split; nothing was written`);
+          break;
+        }
+        // The losses are averaged over the ranks, so all of them stop here together.
+        if (!Number.isFinite(losses.train) || !Number.isFinite(losses.val)) {
+          throw divergedError(`at step ${iter} the train loss is ${formatNumber(losses.train)} and the val loss ${formatNumber(losses.val)}`, divergence);
+        }
+        if (losses.val < bestValLoss) {
+          checkWeightsFinite();
+          bestValLoss = losses.val;
+          bestIter = iter;
+          // Step 0 counts: a short fine-tune whose validation never improves still ends with a usable model (the
+          // starting weights), never with none.
+          if (isMain) {
+            await saveModel(modelPath, model, { iter, val_loss: losses.val, train_config: c });
+            say(`saved best model (val loss ${losses.val.toFixed(4)}${iter === 0 ? ', the starting weights' : ''}) to ${modelPath}`);
+          }
+        }
+        if (iter > 0 || t.max_iters === 0) await writeSnapshot();
+      } else if (!skipEvalOnce && t.snapshot_interval > 0 && iter > 0 && iter % t.snapshot_interval === 0) {
+        await writeSnapshot();
+      }
+      skipEvalOnce = false;
+      if (dist && iter > 0 && (iter === t.max_iters || (c.distributed.check_interval > 0 && iter % c.distributed.check_interval === 0))) await checkConsistency();
+      if (iter >= t.max_iters) break;
+      if (dist ? stopAgreed : opts.signal?.aborted) {
+        say(`interrupted at iteration ${iter}: writing a snapshot so the same command resumes here`);
+        if (divergence.lastSnapshotIter !== iter) await writeSnapshot();
+        interrupted = true;
         break;
       }
-      // The losses are averaged over the ranks, so all of them stop here together.
-      if (!Number.isFinite(losses.train) || !Number.isFinite(losses.val)) {
-        throw divergedError(`at step ${iter} the train loss is ${formatNumber(losses.train)} and the val loss ${formatNumber(losses.val)}`, divergence);
-      }
-      if (losses.val < bestValLoss) {
-        checkWeightsFinite();
-        bestValLoss = losses.val;
-        bestIter = iter;
-        // Step 0 counts: a short fine-tune whose validation never improves still ends with a usable model (the
-        // starting weights), never with none.
-        if (isMain) {
-          await saveModel(modelPath, model, { iter, val_loss: losses.val, train_config: c });
-          say(`saved best model (val loss ${losses.val.toFixed(4)}${iter === 0 ? ', the starting weights' : ''}) to ${modelPath}`);
-        }
-      }
-      if (iter > 0 || t.max_iters === 0) await writeSnapshot();
-    } else if (!skipEvalOnce && t.snapshot_interval > 0 && iter > 0 && iter % t.snapshot_interval === 0) {
-      await writeSnapshot();
-    }
-    skipEvalOnce = false;
-    if (dist && iter > 0 && (iter === t.max_iters || (c.distributed.check_interval > 0 && iter % c.distributed.check_interval === 0))) await checkConsistency();
-    if (iter >= t.max_iters) break;
-    let stop = opts.signal?.aborted ?? false;
-    if (dist) {
-      // Ranks agree on stopping (a signal may reach them at different steps), so their collectives stay aligned.
-      const flag = torch.tensor([stop ? 1 : 0]);
-      await dist.pg.allreduce(flag, 'max');
-      stop = flag.item() > 0;
-      flag.dispose();
-    }
-    if (stop) {
-      say(`interrupted at iteration ${iter}: writing a snapshot so the same command resumes here`);
-      await writeSnapshot();
-      interrupted = true;
-      break;
-    }
 
-    // one optimizer step
-    const t0 = performance.now();
-    let lossSum = 0;
-    for (let micro = 0; micro < accum; micro++) {
-      const scaled = torch.scope(() => {
-        const { x, y } = loader.next('train');
-        const loss = withPrecision(() => model.forward(x, y).loss!);
-        lossSum += loss.item();
-        return loss.div(accum);
-      });
-      // The last micro-batch's backward completes the gradients: its finished buckets all-reduce while it runs.
-      if (micro === accum - 1) sync?.arm();
-      await scaled.backwardAsync();
-      scaled.dispose();
+      // one optimizer step
+      const t0 = performance.now();
+      let lossSum = 0;
+      for (let micro = 0; micro < accum; micro++) {
+        const scaled = torch.scope(() => {
+          const { x, y } = loader.next('train');
+          const loss = withPrecision(() => model.forward(x, y).loss!);
+          lossSum += loss.item();
+          return loss.div(accum);
+        });
+        // The last micro-batch's backward completes the gradients: its finished buckets all-reduce while it runs.
+        if (micro === accum - 1) sync?.arm();
+        await scaled.backwardAsync();
+        scaled.dispose();
+      }
+      const tc = performance.now();
+      if (sync) await sync.averageGradients();
+      const commMs = performance.now() - tc;
+      const gradNorm = t.grad_clip > 0 ? torch.clipGradNorm(model.parameters(), t.grad_clip) : torch.gradNorm(model.parameters());
+      const loss = lossSum / accum;
+      // Checked before the update, which would spread a NaN into every weight. The gradient norm is the same on every
+      // rank (the gradients were averaged); the loss is each rank's own, so the ranks agree on it — and, in the same
+      // collective, on whether any of them was asked to stop (a signal reaches ranks at different steps, or only
+      // one of them: a hung-up ssh session).
+      const [lossBad, stopNow] = await agree([!Number.isFinite(loss), opts.signal?.aborted ?? false]);
+      stopAgreed = stopNow!;
+      if (lossBad || !Number.isFinite(gradNorm)) {
+        const lossText = lossBad && Number.isFinite(loss) ? `${formatNumber(loss)} here but non-finite on another rank` : formatNumber(loss);
+        throw divergedError(`at iteration ${iter + 1} (learning rate ${lr.toExponential(2)}) the loss is ${lossText} and the gradient norm ${formatNumber(gradNorm)}`, divergence);
+      }
+      opt.stepWith(lr);
+      if (sync) sync.zeroGrad();
+      else opt.zeroGrad();
+      const ms = performance.now() - t0;
+      trainLosses.push(loss);
+      tokens += tokensPerStep;
+      iter += 1;
+      opts.onStep?.({ iter, loss, model });
+      if (iter % t.log_interval === 0 || iter === t.max_iters) {
+        const tokPerS = tokensPerStep / (ms / 1000);
+        const mfu = t.peak_flops > 0 ? flopsPerStep / (ms / 1000) / (t.peak_flops * world) : null;
+        say(
+          `${progress.describe(iter)}: loss ${loss.toFixed(4)}, lr ${lr.toExponential(2)}, grad norm ${gradNorm.toFixed(3)}, ${ms.toFixed(0)} ms, ` +
+            `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}${sync ? `, all-reduce wait ${commMs.toFixed(0)} ms` : ''}`,
+        );
+        metrics.write({ type: 'train', iter, loss, lr, grad_norm: gradNorm, ms, comm_ms: sync ? commMs : 0, tokens_per_s: tokPerS, mfu, tokens });
+      }
+      status.show(`${progress.describe(iter)} · loss ${loss.toFixed(4)} · ${formatCount(Math.round(tokensPerStep / (ms / 1000)))} tok/s`);
     }
-    const tc = performance.now();
-    if (sync) await sync.averageGradients();
-    const commMs = performance.now() - tc;
-    const gradNorm = t.grad_clip > 0 ? torch.clipGradNorm(model.parameters(), t.grad_clip) : torch.gradNorm(model.parameters());
-    const loss = lossSum / accum;
-    // Checked before the update, which would spread a NaN into every weight. The gradient norm is the same on every
-    // rank (the gradients were averaged); the loss is each rank's own, so the ranks agree on it with a 1-element
-    // all-reduce, and all of them stop at the same step.
-    let lossBad = !Number.isFinite(loss);
-    if (dist) {
-      const flag = torch.tensor([lossBad ? 1 : 0]);
-      await dist.pg.allreduce(flag, 'max');
-      lossBad = flag.item() > 0;
-      flag.dispose();
-    }
-    if (lossBad || !Number.isFinite(gradNorm)) {
-      const lossText = lossBad && Number.isFinite(loss) ? `${formatNumber(loss)} here but non-finite on another rank` : formatNumber(loss);
-      throw divergedError(`at iteration ${iter + 1} (learning rate ${lr.toExponential(2)}) the loss is ${lossText} and the gradient norm ${formatNumber(gradNorm)}`, divergence);
-    }
-    opt.stepWith(lr);
-    if (sync) sync.zeroGrad();
-    else opt.zeroGrad();
-    const ms = performance.now() - t0;
-    trainLosses.push(loss);
-    tokens += tokensPerStep;
-    iter += 1;
-    opts.onStep?.({ iter, loss, model });
-    if (iter % t.log_interval === 0 || iter === t.max_iters) {
-      const tokPerS = tokensPerStep / (ms / 1000);
-      const mfu = t.peak_flops > 0 ? flopsPerStep / (ms / 1000) / (t.peak_flops * world) : null;
-      say(
-        `${progress.describe(iter)}: loss ${loss.toFixed(4)}, lr ${lr.toExponential(2)}, grad norm ${gradNorm.toFixed(3)}, ${ms.toFixed(0)} ms, ` +
-          `${formatCount(Math.round(tokPerS))} tok/s${mfu !== null ? `, mfu ${(mfu * 100).toFixed(1)}%` : ''}${sync ? `, all-reduce wait ${commMs.toFixed(0)} ms` : ''}`,
-      );
-      metrics.write({ type: 'train', iter, loss, lr, grad_norm: gradNorm, ms, comm_ms: sync ? commMs : 0, tokens_per_s: tokPerS, mfu, tokens });
-    }
-    status.show(`${progress.describe(iter)} · loss ${loss.toFixed(4)} · ${formatCount(Math.round(tokensPerStep / (ms / 1000)))} tok/s`);
+  } finally {
+    status.clear();
   }
-  status.clear();
   loader.close();
   sync?.dispose();
   const ms = Date.now() - started;

@@ -30,10 +30,18 @@ test('mpirun command line: ranks per host, env forwarding, root flag', () => {
   const args = mpirunArgs({ hosts, perHost: [1, 2], command: ['/usr/bin/node', '/opt/nanogpt/bin/nanogpt', 'train'], env: { MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29500', NANOGPT_THREADS: '8' }, asRoot: true, cwd: '/work' });
   assert.deepEqual(args, [
     'mpirun', '--allow-run-as-root', '-np', '3', '--host', 'localhost:1,node1:2', '--map-by', 'slot', '--bind-to', 'none', '--tag-output', '--wdir', '/work',
+    '--mca', 'plm_rsh_args', '-o ServerAliveInterval=5 -o ServerAliveCountMax=2',
     '-x', 'MASTER_ADDR=10.0.0.1', '-x', 'MASTER_PORT=29500', '-x', 'NANOGPT_THREADS=8',
     '/usr/bin/node', '/opt/nanogpt/bin/nanogpt', 'train',
   ]);
   assert.ok(!mpirunArgs({ hosts, perHost: [1, 1], command: ['x'], env: {}, cwd: '/' }).includes('--allow-run-as-root'));
+  // Keep-alives for mpirun's own ssh: Open MPI 4 calls its component rsh (--mca); Open MPI 5's PRRTE calls it
+  // ssh and takes it through --prtemca.
+  const four = mpirunArgs({ hosts, perHost: [1, 1], command: ['x'], env: {}, cwd: '/', openMpiMajor: 4 }).join(' ');
+  assert.match(four, / --mca plm_rsh_args -o ServerAliveInterval=5 -o ServerAliveCountMax=2 x$/);
+  const five = mpirunArgs({ hosts, perHost: [1, 1], command: ['x'], env: {}, cwd: '/', openMpiMajor: 5 }).join(' ');
+  assert.match(five, / --prtemca plm_ssh_args -o ServerAliveInterval=5 -o ServerAliveCountMax=2 x$/);
+  assert.doesNotMatch(five, /--mca/);
 });
 
 test('ssh command line quotes for the remote shell', () => {
@@ -41,8 +49,8 @@ test('ssh command line quotes for the remote shell', () => {
   assert.equal(shellQuote("it's"), `'it'\\''s'`);
   assert.equal(shellQuote('a b'), `'a b'`);
   const a = sshArgs('node1', '/my dir', { RANK: '1', X: 'a b' }, ['/usr/bin/node', 'script.js', "it's"]);
-  assert.deepEqual(a.slice(0, 5), ['ssh', '-tt', '-o', 'BatchMode=yes', 'node1']);
-  assert.equal(a[5], `cd '/my dir' && exec env RANK=1 X='a b' /usr/bin/node script.js 'it'\\''s'`);
+  assert.deepEqual(a.slice(0, -1), ['ssh', '-tt', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=2', 'node1']);
+  assert.equal(a.at(-1), `cd '/my dir' && exec env RANK=1 X='a b' /usr/bin/node script.js 'it'\\''s'`);
 });
 
 test('master address: loopback when every host is this machine, else the first host', async () => {

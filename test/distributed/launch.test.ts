@@ -6,8 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNode, type ChildResult } from '../helpers/children.js';
-import { LineSplitter, prefixLine, rewriteMpiLine, watchMpiReport } from '../../src/distributed/launch.js';
-import { openMpiMajorVersion, parseOpenMpiMajor } from '../../src/distributed/hosts.js';
+import { LineSplitter, pickCulprit, prefixLine, rewriteMpiLine, watchMpiReport, type MpiReport } from '../../src/distributed/launch.js';
+import { PEER_LOST_EXIT } from '../../src/util/errors.js';
+import { parseOpenMpiMajor } from '../../src/distributed/hosts.js';
 
 const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 const worker = fileURLToPath(new URL('./rank-worker.js', import.meta.url));
@@ -60,9 +61,36 @@ test('output lines are split, prefixed once, and UTF-8 survives chunk boundaries
 
 test("mpirun's report names the failing rank, Open MPI 4 and 5; its version is read from --version", () => {
   for (const name of ['[[487,1],2]', '[prterun-node0-8123@1,2]']) {
-    const into: { rank?: number; detail?: string } = {};
+    const into: MpiReport = {};
     for (const line of ['The first process to do so was:', '', `   Process name: ${name}`, '   Exit code:    7']) watchMpiReport(line, into);
     assert.deepEqual(into, { rank: 2, detail: 'exit code 7' }, name);
+  }
+  // A rank killed by a signal. Open MPI 4.1.4's report, as this machine's mpirun printed it after kill -9 of rank 1:
+  const ompi4 = [
+    '--------------------------------------------------------------------------',
+    'Primary job  terminated normally, but 1 process returned',
+    'a non-zero exit code. Per user-direction, the job has been aborted.',
+    '--------------------------------------------------------------------------',
+    '--------------------------------------------------------------------------',
+    'mpirun noticed that process rank 1 with PID 0 on node vm exited on signal 9 (Killed).',
+    '--------------------------------------------------------------------------',
+  ];
+  // Open MPI 5 (PRRTE's help-prterun.txt, "prun:proc-aborted-strsignal"), on one line and wrapped before "signal".
+  const ompi5 = ['prterun noticed that process rank 2 with PID 4242 on node node2 exited on signal 9 (Killed).'];
+  const ompi5Wrapped = ['prterun noticed that process rank 2 with PID 4242 on node node2 exited on', 'signal 9 (Killed).'];
+  const cases: [string[], MpiReport][] = [
+    [ompi4, { rank: 1, detail: 'signal 9 (Killed) on node vm' }],
+    [ompi5, { rank: 2, detail: 'signal 9 (Killed) on node node2' }],
+    [ompi5Wrapped, { rank: 2, detail: 'signal 9 (Killed) on node node2', pendingSignal: false }],
+    // Only the first report counts: ranks killed by mpirun afterwards are not the culprit.
+    [[...ompi4, 'mpirun noticed that process rank 0 with PID 0 on node vm exited on signal 15 (Terminated).'], { rank: 1, detail: 'signal 9 (Killed) on node vm' }],
+  ];
+  // A lost host: ssh's keep-alive timeout, then mpirun's misleading report (Open MPI 4.1.4, a frozen remote sshd).
+  cases.push([['Timeout, server 127.0.0.1 not responding.', 'ORTE was unable to reliably start one or more daemons.'], { lostHost: '127.0.0.1' }]);
+  for (const [lines, want] of cases) {
+    const into: MpiReport = {};
+    for (const line of lines) watchMpiReport(line, into);
+    assert.deepEqual(into, want, lines.join('\n'));
   }
   assert.equal(parseOpenMpiMajor('mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/community/help/'), 4);
   assert.equal(parseOpenMpiMajor('mpirun (Open MPI) 5.0.7\n'), 5);
@@ -140,14 +168,15 @@ async function signalRun(launchArgs: string[], ranks: number, sig: NodeJS.Signal
   return { code, stdout, stderr };
 }
 
-test('SIGTERM through mpirun reaches every rank', { skip: !hasMpirun && 'mpirun is not installed' }, async () => {
+test('SIGTERM through mpirun reaches every rank as SIGUSR2, which mpirun forwards without killing anyone', { skip: !hasMpirun && 'mpirun is not installed' }, async () => {
   const hosts = path.join(tmp, 'hosts-local-signal');
   writeFileSync(hosts, 'localhost slots=2\n');
   const r = await signalRun(['--hosts', hosts], 2, 'SIGTERM');
-  // Open MPI 5 kills ranks outright on SIGTERM (their last output lost), so the launcher sends SIGUSR2 through it.
-  const arrives = openMpiMajorVersion('mpirun') >= 5 ? 'SIGUSR2' : 'SIGTERM';
-  for (const k of [0, 1]) assert.match(r.stdout, new RegExp(`^\\[rank ${k}\\] got ${arrives}$`, 'm'), r.stdout + r.stderr);
-  assert.match(r.stderr, /SIGTERM: forwarding to mpirun/);
+  // mpirun kills ranks on SIGTERM (Open MPI 5 at once, 4 after odls_base_sigkill_timeout), so the launcher sends
+  // SIGUSR2 through it: the ranks exit on their own, and so does mpirun, with 0.
+  for (const k of [0, 1]) assert.match(r.stdout, new RegExp(`^\\[rank ${k}\\] got SIGUSR2$`, 'm'), r.stdout + r.stderr);
+  assert.match(r.stderr, /SIGTERM: forwarding to mpirun as SIGUSR2/);
+  assert.equal(r.code, 0, r.stderr);
 });
 
 test('SIGTERM and SIGINT sent to the launcher reach every rank', async () => {
@@ -263,7 +292,7 @@ test('without mpirun, --hosts starts remote ranks through ssh (a stand-in ssh ru
   const dry = await launch([...args.slice(0, -3), '--dry_run', ...args.slice(-3)], { PATH: dir }, 20_000);
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, /^\[rank 0\] .*RANK=0 .*node\S* \S+rank-worker\.js 'it'\\''s quoted'$/m);
-  assert.match(dry.stdout, /^\[rank 2\] ssh -tt -o BatchMode=yes fakehost 'cd .* && exec env .*RANK=2 WORLD_SIZE=3 LOCAL_RANK=1 LOCAL_WORLD_SIZE=2 /m);
+  assert.match(dry.stdout, /^\[rank 2\] ssh -tt -o BatchMode=yes -o LogLevel=ERROR -o ServerAliveInterval=5 -o ServerAliveCountMax=2 fakehost 'cd .* && exec env .*RANK=2 WORLD_SIZE=3 LOCAL_RANK=1 LOCAL_WORLD_SIZE=2 /m);
 
   const empty = mkdtempSync(path.join(tmp, 'empty-path-'));
   const none = await launch(args, { PATH: empty }, 20_000);
@@ -279,5 +308,92 @@ test('without mpirun, --hosts starts remote ranks through ssh (a stand-in ssh ru
     assert.equal(o.sum, 3);
     assert.equal(o.source, 'torchrun');
     assert.equal(o.localWorldSize, rank === 0 ? 1 : 2);
+  }
+});
+
+/** A launcher left running: its output so far, a bounded wait for a line, and how it ended (killed after 60 s). */
+function startLaunch(args: string[], env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; out: () => string; waitFor: (re: RegExp, ms?: number) => Promise<RegExpMatchArray>; ended: Promise<{ code: number | null; ms: number }> } {
+  const child = spawn(process.execPath, [bin, 'launch', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  let exitedAt = 0;
+  const ended = new Promise<{ code: number | null; ms: number }>((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, ms: Date.now() - exitedAt });
+    }),
+  );
+  const waitFor = async (re: RegExp, ms = 30_000): Promise<RegExpMatchArray> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const m = re.exec(out);
+      if (m) {
+        exitedAt = Date.now();
+        return m;
+      }
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${re} within ${ms} ms:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { child, out: () => out, waitFor, ended };
+}
+
+test('a rank that exits while an orphan it started holds its output: the launcher returns after a bounded drain and kills the orphan', async () => {
+  const run = startLaunch(['--nproc_per_node', '1', '--', worker], { SCENARIO: 'orphan' });
+  const m = await run.waitFor(/grandchild=(\d+) ready/);
+  const { code, ms } = await run.ended;
+  assert.equal(code, 0, run.out());
+  assert.ok(ms < 6000, `took ${ms} ms after the rank was ready`);
+  assert.match(run.out(), new RegExp(`rank 0 exited, but its output is still open after 2000 ms \\(held by process\\(es\\) ${m[1]} it left behind\\)[\\s\\S]*killed 1 process\\(es\\) the ranks left behind`));
+  const orphan = Number(m[1]);
+  const deadline = Date.now() + 3000;
+  while (alive(orphan) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(!alive(orphan), `orphan ${orphan} is still running`);
+});
+
+test('a third Ctrl-C kills every rank and the processes they started in their own sessions', async () => {
+  const run = startLaunch(['--nproc_per_node', '2', '--', worker], { SCENARIO: 'escape' });
+  await run.waitFor(/(grandchild=\d+ ready[\s\S]*){2}/);
+  const grandchildren = [...run.out().matchAll(/grandchild=(\d+)/g)].map((x) => Number(x[1]));
+  await new Promise((r) => setTimeout(r, 1200)); // one sampling of the process tree at least
+  for (let i = 0; i < 3; i++) {
+    run.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await run.ended;
+  assert.match(run.out(), /SIGINT again: killing all ranks and every process they started/);
+  const deadline = Date.now() + 3000;
+  while (grandchildren.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  for (const pid of grandchildren) assert.ok(!alive(pid), `grandchild ${pid} is still running`);
+});
+
+test('the rank named is the one that failed, not one that stopped because a peer was gone', () => {
+  const f = (code: number | null, ours = false, signal: NodeJS.Signals | null = null) => ({ code, ours, signal });
+  const lost = f(PEER_LOST_EXIT);
+  const killed = f(null, false, 'SIGKILL');
+  assert.equal(pickCulprit([lost, killed]), killed);
+  assert.equal(pickCulprit([lost, f(null, true, 'SIGTERM')]).signal, 'SIGTERM'); // stopped by us, but not a peer-lost exit
+  assert.equal(pickCulprit([lost, f(PEER_LOST_EXIT)]), lost);
+  assert.equal(pickCulprit([f(7), lost]).code, 7);
+});
+
+test('kill -9 of a rank is named: local ranks, and through mpirun from its report', async () => {
+  const modes: [string, string[]][] = [['local', ['--nproc_per_node', '3', '--timeout', '2']]];
+  if (hasMpirun) {
+    const hosts = path.join(tmp, 'hosts-local-kill');
+    writeFileSync(hosts, 'localhost slots=3\n');
+    modes.push(['mpirun', ['--hosts', hosts]]);
+  }
+  for (const [mode, args] of modes) {
+    const run = startLaunch([...args, '--', worker], { SCENARIO: 'fail', FAIL_RANK: '99' });
+    const m = await run.waitFor(/^\[rank 1\] pid=(\d+)$/m);
+    await run.waitFor(/(pid=\d+[\s\S]*){3}/);
+    process.kill(Number(m[1]), 'SIGKILL');
+    const { code } = await run.ended;
+    assert.notEqual(code, 0, run.out());
+    if (mode === 'local') assert.match(run.out(), /failed: rank 1 was killed by SIGKILL/, run.out());
+    else assert.match(run.out(), /failed: mpirun .*\(mpirun reports rank 1 failed first: signal 9 \(Killed\) on node \S+\)/, run.out());
   }
 });

@@ -1,4 +1,5 @@
 // One rank started by `nanogpt launch` (or mpirun) in the launcher tests; SCENARIO picks what it does.
+import { spawn } from 'node:child_process';
 import { discoverRank } from '../../src/distributed/env.js';
 
 const scenario = process.env.SCENARIO ?? 'allreduce';
@@ -46,4 +47,13 @@ if (scenario === 'allreduce') {
   process.stdout.write(`\nlast-${info.rank}`);
 } else if (scenario === 'env') {
   say(`ENV ${JSON.stringify({ ...info, threads: process.env.NANOGPT_THREADS ?? null, preload: process.env.LD_PRELOAD ?? null })}`);
+} else if (scenario === 'orphan' || scenario === 'escape') {
+  // A grandchild in its own session (as mpirun's `ssh … orted` is), out of reach of a process-group signal.
+  // orphan: it holds this rank's stdout and stderr, and the rank exits at once, leaving it behind.
+  // escape: it holds nothing; the rank ignores SIGINT/SIGTERM and waits, so only a kill of everything ends both.
+  const grandchild = spawn('sleep', ['60'], { detached: true, stdio: scenario === 'orphan' ? ['ignore', 'inherit', 'inherit'] : 'ignore' });
+  say(`pid=${process.pid} grandchild=${grandchild.pid} ready`);
+  if (scenario === 'orphan') process.exit(0);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => say(`ignoring ${sig}`));
+  await forever();
 }

@@ -44,7 +44,7 @@ test('settings that may change are listed when the run resumes', async () => {
   assert.match(r.stderr, /resuming from snapshot/);
   assert.match(r.stderr, /resuming with changed settings: trainer_config\.max_iters 2 → 3, trainer_config\.lr_decay_iters 2 → 3/);
   // Where it resumed, and every step line with its place in the run (the last one says done).
-  assert.match(r.stderr, /resumed at iteration 2\/3 \(66%\), [\d.]+k? tokens seen/);
+  assert.match(r.stderr, /resuming from snapshot \S+ at iteration 2\/3 \(66%, [\d.]+k? tokens seen\)/);
   assert.match(r.stderr, /^iter 3\/3 \(100%, done\): loss /m);
   // The same command again: nothing changed, no such line.
   const again = await nanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_iters=3', '--trainer_config.lr_decay_iters=3']));
