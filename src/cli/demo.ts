@@ -44,13 +44,18 @@ const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 function run(stage: string, args: string[]): Promise<void> {
   process.stderr.write(`\n==> ${stage}\n$ nanogpt ${args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ')}\n`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: 'inherit' });
+    // Its own session: a terminal's Ctrl-C reaches only the demo, which forwards it once (in one process group the
+    // stage would get it twice, and `launch` counts repeated signals). If the demo dies, the stage goes with it.
+    const child = spawn(process.execPath, [bin, ...args], { stdio: 'inherit', detached: true });
     const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
+    const killStage = (): void => void child.kill('SIGKILL');
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
+    process.on('exit', killStage);
     child.on('close', (code, signal) => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
+      process.off('exit', killStage);
       if (code === 0) resolve();
       else reject(new UserError(`demo stage '${stage}' failed (${signal ?? `exit ${code}`})`, 'see the output above; rerun `nanogpt demo --keep` to resume training where it stopped'));
     });

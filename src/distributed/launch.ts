@@ -176,6 +176,21 @@ export function watchMpiReport(line: string, into: MpiReport): void {
   if (detail && into.rank !== undefined && into.detail === undefined) into.detail = `${detail[1]!.toLowerCase()} ${detail[2]}`;
 }
 
+/**
+ * Collects the ranks a rank's own diagnosis names as gone — the trainer's "… failed: rank 2 did not respond" (or
+ * "ranks 1, 2 did not respond") — from a `[rank k]`-prefixed output line.
+ */
+export function watchPeerReport(line: string, into: Set<number>): void {
+  const m = /failed: ranks? ([\d, ]+) did not respond/.exec(line);
+  if (!m) return;
+  for (const r of m[1]!.split(',')) if (r.trim() !== '') into.add(Number(r.trim()));
+}
+
+function ranksText(ranks: number[]): string {
+  const sorted = [...ranks].sort((a, b) => a - b);
+  return `rank${sorted.length > 1 ? 's' : ''} ${sorted.join(', ')}`;
+}
+
 function pipeLines(from: Readable, to: Writable, rewrite: (line: string) => string[]): LineSplitter {
   const splitter = new LineSplitter((line) => {
     const text = rewrite(line).map((l) => l + '\n').join('');
@@ -245,6 +260,10 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
     let tornDown = false;
     let remaining = specs.length;
     const mpiFailure: MpiReport = {};
+    // Ranks a surviving rank reported gone ("rank 2 did not respond"): the culprit when the ranks that print are
+    // only those that stopped because of it (a cut link, a frozen machine, a rank mpirun cannot see die).
+    const reportedGone = new Set<number>();
+    let mpirunDeadline: NodeJS.Timeout | undefined;
     const tracker = new DescendantTracker();
     const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
     const rememberTagged = (): void => tracker.remember(taggedProcesses(tag));
@@ -291,7 +310,12 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         if (viaTty.includes(c) && c.child.stdin?.writable) {
           c.signalled = true;
           c.child.stdin.write('\x03');
-        } else signal(c, asUsr2 ? 'SIGUSR2' : sig);
+        } else if (asUsr2) {
+          // To mpirun alone, not its process group: the group holds its ssh connections to the other hosts (which
+          // SIGUSR2 would kill, aborting the job) and its local ranks (which would get the request twice).
+          c.signalled = true;
+          c.child.kill('SIGUSR2');
+        } else signal(c, sig);
       }
     };
     // If the launcher itself dies of an exception, take the ranks with it rather than orphaning them.
@@ -317,6 +341,7 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
 
     const finish = (): void => {
       if (killTimer) clearTimeout(killTimer);
+      if (mpirunDeadline) clearTimeout(mpirunDeadline);
       clearInterval(sampler);
       if (forward) for (const s of SIGNALS) process.off(s, onSignal);
       process.off('exit', onExit);
@@ -328,7 +353,17 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
       if (failure) {
         const culprit = pickCulprit(failures);
         const { rank, code, signal: sig } = culprit;
-        const mpiCulprit = rank === null && mpiFailure.rank !== undefined ? ` (mpirun reports rank ${mpiFailure.rank} failed first${mpiFailure.detail ? `: ${mpiFailure.detail.trim()}` : ''})` : '';
+        // mpirun names the first rank that exited non-zero; when that is one that only stopped because a peer was
+        // gone (exit PEER_LOST_EXIT), the peer the ranks reported is the one to name.
+        const mpiNamesBystander = mpiFailure.rank !== undefined && new RegExp(`^exit code ${PEER_LOST_EXIT}\\b`).test(mpiFailure.detail?.trim() ?? '');
+        const mpiCulprit =
+          rank !== null
+            ? ''
+            : mpiFailure.rank !== undefined && !(mpiNamesBystander && reportedGone.size > 0)
+              ? ` (mpirun reports rank ${mpiFailure.rank} failed first${mpiFailure.detail ? `: ${mpiFailure.detail.trim()}` : ''})`
+              : reportedGone.size > 0
+                ? ` (${ranksText([...reportedGone])} stopped answering; the other ranks exited because of it)`
+                : '';
         const lost = failures.filter((f) => f !== culprit && f.code === PEER_LOST_EXIT).map((f) => who(f.rank));
         const lostNote = culprit.code !== PEER_LOST_EXIT && lost.length ? `; ${lost.join(', ')} stopped because a peer was gone` : '';
         if (interrupted) log(`stopped by ${interrupted}: ${who(rank)} ${describeEnd(code, sig)}`);
@@ -336,6 +371,7 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
           const lostNote = mpiFailure.lostHost ? ` (its ssh connection to ${mpiFailure.lostHost} timed out: that host stopped answering — a network cut, or the machine is down)` : '';
           log(`failed: mpirun ${describeEnd(code, sig)}${mpiCulprit}${lostNote}`);
         }
+        else if (code === PEER_LOST_EXIT && reportedGone.size > 0) log(`failed: ${ranksText([...reportedGone])} stopped answering (reported by the ranks that exited with code ${PEER_LOST_EXIT}); all ranks stopped`);
         else if (code === PEER_LOST_EXIT) log(`failed: ${who(rank)} lost a peer (${describeEnd(code, sig)}; no rank reported a failure of its own); all ranks stopped`);
         else log(`failed: ${who(rank)} ${describeEnd(code, sig)}${lostNote}; all ranks stopped`);
         resolve({ exitCode: exitCodeOf(code, sig), failure: { rank, code, signal: sig }, interrupted });
@@ -359,7 +395,18 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         spec.rank === null
           ? (line: string) => {
               watchMpiReport(line, mpiFailure);
-              return rewriteMpiLine(line, spec.openMpiMajor);
+              const lines = rewriteMpiLine(line, spec.openMpiMajor);
+              for (const l of lines) watchPeerReport(l, reportedGone);
+              // mpirun may wait on a lost host's daemon long after its ranks are gone (an ssh connection that only
+              // its keep-alives will end): once a rank says a peer is gone, it gets the launcher's grace period.
+              if (reportedGone.size > 0 && !interrupted && mpirunDeadline === undefined) {
+                mpirunDeadline = setTimeout(() => {
+                  if (live().length === 0) return;
+                  log(`mpirun still runs ${opts.graceMs} ms after a rank reported ${ranksText([...reportedGone])} gone (it may be waiting for a host it cannot reach): ending it and everything it started`);
+                  killAllNow();
+                }, opts.graceMs);
+              }
+              return lines;
             }
           : spec.interruptViaStdin
             ? // The remote terminal echoes the Ctrl-C we wrote as "^C" in front of the rank's next line.

@@ -13,7 +13,9 @@ export const ALLOCATOR_ENV = 'NANOGPT_ALLOCATOR';
 /** Set in a process that was started again with tcmalloc, so that it never starts itself a second time. */
 const REEXEC_ENV = 'NANOGPT_REEXEC';
 const COMMANDS_THAT_COMPUTE = new Set(['train', 'sample', 'demo']);
-const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+// Every signal a command treats as a request (the trainer: stop after this step), SIGUSR2 included: mpirun and
+// orted deliver the launcher's stop request as SIGUSR2 to the rank's process, which is this one.
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2'] as const;
 
 function libDirs(): string[] {
   const triplet: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu' };
@@ -51,9 +53,11 @@ export function tcmallocPreload(env: NodeJS.ProcessEnv, lib: string | null = tcm
 /**
  * Runs this command again in a child process with tcmalloc preloaded and resolves to its exit code; resolves to
  * null (run in this process) when the command does not compute or no preload is needed. The child's stdio is
- * ours. Signals: a terminal's Ctrl-C reaches the child directly (same process group), so SIGINT is forwarded only
- * when no terminal is attached (a script's `kill -INT`); SIGTERM and SIGHUP are always forwarded. If this process
- * dies without a word (SIGKILL), the child sees the IPC channel close and exits too, so no orphan trains on.
+ * ours. Signals: the child runs in a session of its own, so nothing reaches it directly — not a terminal's Ctrl-C,
+ * not a signal to this process's group (`nanogpt launch`), not mpirun's — and this process forwards each signal
+ * exactly once. (In one process group, a group-wide SIGINT arrived twice, directly and forwarded, and the trainer
+ * took the second as "quit now, no snapshot".) If this process dies without a word (SIGKILL), the child sees the
+ * IPC channel close and exits too, so no orphan trains on.
  */
 export function reexecWithTcmalloc(argv: readonly string[], script: string): Promise<number | null> {
   if (process.env[REEXEC_ENV] === '1') {
@@ -66,10 +70,10 @@ export function reexecWithTcmalloc(argv: readonly string[], script: string): Pro
   const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, LD_PRELOAD: preload, [REEXEC_ENV]: '1' },
+    detached: true,
   });
-  const interactive = Boolean(process.stdin.isTTY || process.stderr.isTTY);
   const forward = (sig: NodeJS.Signals): void => {
-    if (sig !== 'SIGINT' || !interactive) child.kill(sig);
+    child.kill(sig);
   };
   for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
   return new Promise((resolve) => {

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNode, type ChildResult } from '../helpers/children.js';
-import { LineSplitter, pickCulprit, prefixLine, rewriteMpiLine, watchMpiReport, type MpiReport } from '../../src/distributed/launch.js';
+import { LineSplitter, pickCulprit, prefixLine, rewriteMpiLine, watchMpiReport, watchPeerReport, type MpiReport } from '../../src/distributed/launch.js';
 import { PEER_LOST_EXIT } from '../../src/util/errors.js';
 import { parseOpenMpiMajor } from '../../src/distributed/hosts.js';
 
@@ -95,6 +95,14 @@ test("mpirun's report names the failing rank, Open MPI 4 and 5; its version is r
   assert.equal(parseOpenMpiMajor('mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/community/help/'), 4);
   assert.equal(parseOpenMpiMajor('mpirun (Open MPI) 5.0.7\n'), 5);
   assert.equal(parseOpenMpiMajor('HYDRA build details:'), undefined);
+});
+
+test("the ranks a surviving rank reports gone are collected from its error line, as the trainer words it", () => {
+  const gone = new Set<number>();
+  watchPeerReport('[rank 0] error: rank 0: allreduce(max) #117 failed: rank 2 did not respond (exited, crashed or hung); Gloo said: x', gone);
+  watchPeerReport('[rank 1] error: rank 1: broadcast #3 failed: ranks 0, 3 did not respond (exited, crashed or hung)', gone);
+  watchPeerReport('[rank 1] iter 3/50 (6%, ETA 2s): loss 4.1', gone);
+  assert.deepEqual([...gone].sort(), [0, 2, 3]);
 });
 
 test('launch --nproc_per_node 3: ranks discover the env, rendezvous and allreduce (sum of ranks = 3)', async () => {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writePatternCorpus } from '../helpers/corpus.js';
 import { tcmallocPath, tcmallocPreload, withPreload } from '../../src/runtime/allocator.js';
+import { tinyTrainArgs } from '../helpers/nanogpt-cli.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bin = path.join(root, 'bin', 'nanogpt');
@@ -82,6 +83,46 @@ test('nanogpt train runs on tcmalloc when it is installed, and on glibc with NAN
     const plain = await run(args('plain'), { ...env, NANOGPT_ALLOCATOR: 'system' });
     assert.equal(plain.code, 0, plain.out);
     assert.match(plain.out, /· glibc malloc/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+test('a tcmalloc re-exec gets each signal once: a process-group SIGINT and mpirun-style SIGUSR2 both stop after the step with a snapshot', async (t) => {
+  if (tcmallocPath() === null) {
+    t.skip('tcmalloc is not installed (scripts/setup.sh installs libtcmalloc-minimal4)');
+    return;
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-alloc-signal-'));
+  const data = writePatternCorpus({ seed: 6 });
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: '1' };
+    delete env.LD_PRELOAD;
+    delete env.NANOGPT_REEXEC;
+    delete env.NANOGPT_ALLOCATOR;
+    for (const [how, send] of [
+      // What `nanogpt launch` does to a local rank (it leads its own group) and a terminal's Ctrl-C does to a job.
+      ['group SIGINT', (pid: number) => process.kill(-pid, 'SIGINT')],
+      // What mpirun's orted does with the launcher's stop request: SIGUSR2 to the rank's own pid.
+      ['SIGUSR2', (pid: number) => process.kill(pid, 'SIGUSR2')],
+    ] as const) {
+      const out = path.join(dir, how.replace(/\W/g, ''));
+      const child = spawn(process.execPath, [bin, ...tinyTrainArgs(data, out, ['--trainer_config.max_iters=100000', '--trainer_config.eval_interval=100000'])], { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+      let log = '';
+      child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      const deadline = Date.now() + 60_000;
+      while (!/iter 3\//.test(log) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.match(log, /· tcmalloc/, 'the run re-executed itself with tcmalloc');
+      send(child.pid!);
+      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 60_000))]);
+      if (code === 'timeout') process.kill(-child.pid!, 'SIGKILL');
+      assert.equal(code, 130, `${how}: exit ${code}\n${log}`);
+      assert.match(log, /stopping after this step/, how);
+      assert.equal(log.match(/stopping after this step/g)?.length, 1, `${how}: the signal arrived more than once`);
+      assert.match(log, /interrupted at iteration \d+: writing a snapshot/, `${how}: no snapshot\n${log}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
     rmSync(data, { recursive: true, force: true });
