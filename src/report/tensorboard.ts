@@ -70,6 +70,7 @@ class ProtoWriter {
   }
 
   int64(field: number, v: number): this {
+    if (v === 0) return this; // proto3 leaves default values out; readers take the absent field as 0
     this.key(field, 0);
     this.varint(BigInt(Math.trunc(v)));
     return this;
@@ -120,7 +121,7 @@ export interface Scalar {
 
 /** The Event that starts every file. */
 export function fileVersionEvent(wallTime: number): Uint8Array {
-  return new ProtoWriter().double(1, wallTime).int64(2, 0).string(3, FILE_VERSION).finish();
+  return new ProtoWriter().double(1, wallTime).string(3, FILE_VERSION).finish();
 }
 
 /** An Event holding scalars (Summary.Value.simple_value) for one step. */
