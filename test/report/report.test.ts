@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -460,4 +460,60 @@ test('nanogpt report <dir> writes both files; a missing directory or metrics fil
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Usage: nanogpt report <out_dir>/);
   assert.match(help.stdout, /Examples:/);
+});
+
+test('nanogpt report --watch redraws as metrics.jsonl grows, stops by itself at the end record and on SIGINT', async () => {
+  const d = path.join(dir, 'run-watch');
+  const w = new RunWriter().start(null).steps(0, 20, 0);
+  const lines = w.lines.slice();
+  const count = async (): Promise<number | null> => {
+    const html = await fs.readFile(path.join(d, 'report.html'), 'utf8').catch(() => '');
+    const m = /metrics\.jsonl \((\d+) records\)/.exec(html);
+    return m ? Number(m[1]) : null;
+  };
+  const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const start = (): { done: Promise<{ code: number | null; stderr: string }>; child: ReturnType<typeof spawn>; stderr: () => string } => {
+    const child = spawn(process.execPath, [bin, 'report', d, '--watch', '--interval', '0.2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    return { child, stderr: () => stderr, done: new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr }))) };
+  };
+
+  // Started before the run has logged anything (not even its directory): it waits.
+  const a = start();
+  await until('the watch to wait', async () => /waiting for .*metrics\.jsonl/.test(a.stderr()));
+  await fs.mkdir(d, { recursive: true });
+  await fs.writeFile(path.join(d, 'metrics.jsonl'), lines.slice(0, 10).join('\n') + '\n');
+  await until('the first report', async () => (await count()) === 10);
+  const first = await fs.readFile(path.join(d, 'report.html'), 'utf8');
+  assert.match(first, /<meta http-equiv="refresh" content="\d+">/, 'reloads while the run goes');
+  await fs.appendFile(path.join(d, 'metrics.jsonl'), lines.slice(10).join('\n') + '\n');
+  await until('a redraw with every line', async () => (await count()) === lines.length);
+  await fs.appendFile(path.join(d, 'metrics.jsonl'), new RunWriter().end(20, 2.5).lines[0] + '\n');
+  const ended = await a.done;
+  assert.equal(ended.code, 0, ended.stderr);
+  assert.match(ended.stderr, /waiting for .*metrics\.jsonl/);
+  assert.match(ended.stderr, /the run has ended; final report: .*report\.html/);
+  assert.doesNotMatch(await fs.readFile(path.join(d, 'report.html'), 'utf8'), /http-equiv/, 'the final report does not reload');
+  assert.deepEqual((await fs.readdir(d)).filter((f) => f.endsWith('.tmp')), []);
+
+  // Ctrl-C ends a watch cleanly, exit 0, the last report in place.
+  await fs.writeFile(path.join(d, 'metrics.jsonl'), lines.join('\n') + '\n');
+  await fs.rm(path.join(d, 'report.html'));
+  const b = start();
+  await until('the report', async () => (await count()) === lines.length);
+  b.child.kill('SIGINT');
+  const stopped = await b.done;
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.match(stopped.stderr, /stopped watching; last report: .*report\.html/);
+
+  const bad = await nanogpt(['report', d, '--interval', '1']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--interval only applies to --watch/);
 });
