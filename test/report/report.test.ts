@@ -417,9 +417,9 @@ test('a report for a run without evaluations or an end line renders, saying so',
 
 // ------------------------------------------------------------------------------------------- CLI
 
-function nanogpt(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function nanogpt(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -434,6 +434,13 @@ test('nanogpt report <dir> writes both files; a missing directory or metrics fil
   decodePng(await fs.readFile(path.join(d, 'loss.png')));
   const flag = await nanogpt(['report', '--out-dir', d]);
   assert.equal(flag.code, 0, flag.stderr);
+
+  // No font for loss.png: exit 2 with the fix, report.html written all the same.
+  await fs.rm(path.join(d, 'report.html'));
+  const noFont = await nanogpt(['report', d], { NANOGPT_REPORT_FONT: path.join(dir, 'no-such-font.ttf') });
+  assert.equal(noFont.code, 2, noFont.stderr);
+  assert.match(noFont.stderr, /NANOGPT_REPORT_FONT=.*no-such-font\.ttf: no such file[\s\S]*fix: point it at a \.ttf/);
+  assert.ok((await fs.stat(path.join(d, 'report.html'))).size > 1000, 'the page is written before the PNG');
 
   const missing = await nanogpt(['report', path.join(dir, 'no-such-run')]);
   assert.equal(missing.code, 2);
