@@ -1,4 +1,4 @@
-// TensorBoard event files (<out_dir>/tensorboard/events.out.tfevents.<time>.<host>.<pid>), so `tensorboard --logdir
+// TensorBoard event files (<out_dir>/tensorboard/events.out.tfevents.<time>.<host>.<pid>.<n>), so `tensorboard --logdir
 // out` shows a run's scalars without TensorFlow or any Python on the training side. Written here from scratch:
 // the format is small and stable.
 //
@@ -170,15 +170,17 @@ export function eventsForRecord(record: Record<string, unknown>, wallTime: numbe
   }
 }
 
+let logsOpened = 0;
+
 /** Appends events for metrics records to one event file; each write is flushed to the file before it returns. */
 export class TensorBoardLog {
   readonly file: string;
   private started = false;
 
   constructor(dir: string, now = new Date()) {
-    // TensorBoard's own naming (events.out.tfevents.<seconds>.<host>), plus the pid so two sessions started in
-    // the same second never share a file.
-    this.file = path.join(dir, `events.out.tfevents.${Math.floor(now.getTime() / 1000)}.${os.hostname()}.${process.pid}`);
+    // TensorBoard's own naming (events.out.tfevents.<seconds>.<host>), plus the pid and a count of the logs this
+    // process opened (as TensorFlow's writers do), so two sessions started in the same second never share a file.
+    this.file = path.join(dir, `events.out.tfevents.${Math.floor(now.getTime() / 1000)}.${os.hostname()}.${process.pid}.${++logsOpened}`);
   }
 
   write(record: Record<string, unknown>, now = Date.now()): void {

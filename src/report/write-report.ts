@@ -22,6 +22,8 @@ export interface ReportResult {
 export interface ReportOptions {
   /** Make report.html reload itself every this many seconds while the run has no end record (see HtmlOptions). */
   refreshSeconds?: number;
+  /** false: write report.html only, leaving loss.png as it is (the trainer's cheap per-evaluation redraw). */
+  png?: boolean;
 }
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -79,7 +81,7 @@ export async function writeReport(outDir: string, opts: ReportOptions = {}): Pro
   const htmlPath = path.join(outDir, REPORT_HTML);
   const pngPath = path.join(outDir, REPORT_PNG);
   await writeBufferAtomic(htmlPath, r.html);
-  await writeBufferAtomic(pngPath, drawPng(htmlPath, r.png));
+  if (opts.png !== false) await writeBufferAtomic(pngPath, drawPng(htmlPath, r.png));
   return { html: htmlPath, png: pngPath, malformed: r.malformed, ended: r.ended };
 }
 
@@ -102,6 +104,6 @@ export function writeReportSync(outDir: string, opts: ReportOptions = {}): Repor
   const htmlPath = path.join(outDir, REPORT_HTML);
   const pngPath = path.join(outDir, REPORT_PNG);
   writeBufferAtomicSync(htmlPath, r.html);
-  writeBufferAtomicSync(pngPath, drawPng(htmlPath, r.png));
+  if (opts.png !== false) writeBufferAtomicSync(pngPath, drawPng(htmlPath, r.png));
   return { html: htmlPath, png: pngPath, malformed: r.malformed, ended: r.ended };
 }
