@@ -15,10 +15,10 @@ Reads <out_dir>/metrics.jsonl (written by \`nanogpt train\`) and writes beside i
                 and last losses, tokens, wall time, mean tokens/s), samples recorded with
                 \`nanogpt sample --record\`, environment and the full configuration
   loss.png      the page's loss chart as a 1520x600 image (title, train loss line, eval points)
-Training rewrites report.html at every evaluation (loss.png at most once a minute; the page reloads itself
-every 30 s until the run ends) and both at the end of every run; it also writes TensorBoard event files to <out_dir>/tensorboard/
-(tensorboard --logdir <out_dir>). Use this command for a run that was interrupted or trained by an older
-version, or with --watch to follow a run. Malformed lines (e.g. a line cut short by a crash) are skipped and
+Training rewrites report.html at every evaluation (loss.png at most once a minute; the page reloads
+itself every 30 s until the run ends) and both at the end of every run; it also writes TensorBoard event
+files to <out_dir>/tensorboard/ (tensorboard --logdir <out_dir>). Use this command for a run that was
+interrupted or trained by an older version, or with --watch to follow a run. Malformed lines (e.g. a line cut short by a crash) are skipped and
 counted in the report; a resumed run's records are merged into one history.
 
 Options:

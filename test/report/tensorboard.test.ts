@@ -159,6 +159,7 @@ test('a real training run: TensorBoard events equal metrics.jsonl; sample --reco
   const out = path.join(root, 'train-run');
   const r = await nanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_iters=4', '--trainer_config.eval_interval=2', '--trainer_config.lr_decay_iters=4']), { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /warning: (TensorBoard events|report\.html is) no longer/, 'both views kept up for the whole run');
   const records = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
   const events = readEvents(eventFiles(out));
   for (const e of events) assert.ok(!e.mismatch);
