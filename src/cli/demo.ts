@@ -11,9 +11,9 @@ import { UserError } from '../util/errors.js';
 import { readMetricsFile } from '../report/metrics-reader.js';
 import { tokenBaselines, type TokenBaselines } from '../data/baselines.js';
 import { writeBufferAtomic } from '../io/atomic.js';
+// Written into the run directory for the report to draw the baselines.
+import { BASELINES_FILE } from '../report/write-report.js';
 
-/** Written into the run directory for the report to draw the baselines. */
-export const BASELINES_FILE = 'baselines.json';
 /** The demo's prompt: the corpus's own phrase, no trailing space (GPT-2 BPE attaches a space to the next word). */
 const PROMPT = 'The State of the Union';
 

@@ -45,8 +45,18 @@ export interface ChartSeries {
   format?: (y: number) => string;
 }
 
+/** A horizontal reference line across the plot (a baseline loss), labelled at its right end. */
+export interface RefLine {
+  cls: string;
+  label: string;
+  y: number;
+  color: string;
+}
+
 export interface ChartSpec {
   id: string;
+  /** Reference lines; the y axis is stretched to show them. */
+  refLines?: RefLine[];
   title: string;
   yLabel: string;
   series: ChartSeries[];
@@ -69,7 +79,8 @@ export function svgChart(spec: ChartSpec): string {
   const bottom = H - 40;
   const all = spec.series.flatMap((s) => s.points);
   const xs = extentOf(all.map((p) => p.x));
-  const ys = extentOf(all.map((p) => p.y));
+  const refs = (spec.refLines ?? []).filter((r) => Number.isFinite(r.y));
+  const ys = extentOf([...all.map((p) => p.y), ...(all.length ? refs.map((r) => r.y) : [])]);
   const parts: string[] = [];
   // The font-family attribute is for rasterisers (png.ts gives resvg exactly that font); on the page the
   // stylesheet's font-family wins over a presentation attribute, so the charts use the page's font.
@@ -101,6 +112,12 @@ export function svgChart(spec: ChartSpec): string {
   parts.push(`<text class="xlabel" x="${(left + right) / 2}" y="${H - 6}" text-anchor="middle" font-size="12">step</text>`);
   parts.push(`<text class="ylabel" transform="translate(14 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeHtml(spec.yLabel)}</text>`);
 
+  for (const r of refs) {
+    const y = r2(sy(r.y));
+    parts.push(`<g class="ref ${r.cls}"><line x1="${left}" y1="${y}" x2="${right}" y2="${y}" stroke="${r.color}" stroke-width="1.2" stroke-dasharray="6 4"/>`);
+    // Labelled at the right end: a falling loss curve is furthest below its baselines there.
+    parts.push(`<text x="${right - 6}" y="${r2(sy(r.y) - 4)}" text-anchor="end" font-size="10.5" fill="${r.color}">${escapeHtml(r.label)}</text></g>`);
+  }
   for (const s of spec.series) {
     if (s.kind === 'line') {
       // A non-finite value (a diverged step) breaks the line rather than being drawn as zero or skipped over.
@@ -169,13 +186,27 @@ export interface HtmlOptions {
    * live writers (the trainer at each evaluation, report --watch), so a finished or one-off report never reloads.
    */
   refreshSeconds?: number;
+  /** The data set's baseline losses, drawn on the loss chart and compared with the best val loss. */
+  baselines?: Baselines | null;
+}
+
+/** Reference losses of the data set (written by the demo as <out_dir>/baselines.json, see data/baselines.ts). */
+export interface Baselines {
+  uniform: number;
+  unigram: number;
 }
 
 /** The loss chart: the page's first chart, and loss.png (write-report.ts rasterises this very SVG). */
-export function lossChartSvg(m: ParsedMetrics): string {
+export function lossChartSvg(m: ParsedMetrics, baselines: Baselines | null = null): string {
   return svgChart({
     id: 'chart-loss',
     title: 'training and validation loss',
+    refLines: baselines
+      ? [
+          { cls: 'baseline-uniform', label: `uniform baseline ${baselines.uniform.toFixed(2)} (untrained model)`, y: baselines.uniform, color: '#7f7f7f' },
+          { cls: 'baseline-unigram', label: `unigram baseline ${baselines.unigram.toFixed(2)} (token frequencies, no context)`, y: baselines.unigram, color: '#bcbd22' },
+        ]
+      : [],
     yLabel: 'loss',
     series: [
       { cls: 'train-loss', label: 'train loss (per step)', color: '#1f77b4', kind: 'line', points: m.train.map((r) => ({ x: r.iter, y: r.loss })) },
@@ -209,7 +240,7 @@ function samplesSection(samples: readonly SampleRecord[]): string {
 
 export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironment, opts: HtmlOptions): string {
   const generated = (opts.generatedAt ?? new Date()).toISOString();
-  const lossChart = lossChartSvg(m);
+  const lossChart = lossChartSvg(m, opts.baselines ?? null);
   const gradChart = svgChart({
     id: 'chart-grad-norm',
     title: 'gradient norm',
@@ -238,6 +269,16 @@ export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironme
     figureRow('status', 'status', s.status, s.statusText),
     figureRow('iterations', 'iterations', progress),
     figureRow('best-val-loss', 'best val loss', fmtLoss(s.bestValLoss), s.bestValIter !== null ? `at step ${s.bestValIter}` : ''),
+    ...(opts.baselines && s.bestValLoss !== null
+      ? [
+          figureRow(
+            'vs-unigram',
+            'best val loss vs unigram',
+            `${s.bestValLoss < opts.baselines.unigram ? 'beats' : 'does not beat'} unigram by ${Math.abs(opts.baselines.unigram - s.bestValLoss).toFixed(2)} nats`,
+            `unigram ${opts.baselines.unigram.toFixed(2)}, uniform ${opts.baselines.uniform.toFixed(2)} (baselines.json)`,
+          ),
+        ]
+      : []),
     figureRow('last-val-loss', 'last val loss', fmtLoss(lastEval?.val_loss ?? null), lastEval ? `eval at step ${lastEval.iter}` : 'no evaluation logged'),
     figureRow('last-eval-train-loss', 'last train loss (eval)', fmtLoss(lastEval?.train_loss ?? null), lastEval ? `eval at step ${lastEval.iter}` : ''),
     figureRow('last-train-loss', 'last train loss (step)', fmtLoss(s.lastTrainLoss), s.lastTrainIter !== null ? `step ${s.lastTrainIter}` : 'no step logged'),

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { writeBufferAtomic, writeBufferAtomicSync } from '../io/atomic.js';
 import { readBoundedFile, readBoundedFileSync, READ_LIMITS } from '../io/bounded-read.js';
 import { isUserError, UserError } from '../util/errors.js';
-import { captureEnvironment, lossChartSvg, renderHtml } from './html.js';
+import { captureEnvironment, lossChartSvg, renderHtml, type Baselines } from './html.js';
 import { parseMetrics, summarise } from './metrics-reader.js';
 import { svgToPng } from './png.js';
 
@@ -29,6 +29,18 @@ export interface ReportOptions {
 export const METRICS_FILE = 'metrics.jsonl';
 export const REPORT_HTML = 'report.html';
 export const REPORT_PNG = 'loss.png';
+/** Optional: the data set's baseline losses (written by nanogpt demo), drawn on the loss chart. */
+export const BASELINES_FILE = 'baselines.json';
+
+/** <outDir>/baselines.json when it is there and well-formed; anything else means no baselines (never an error). */
+function readBaselines(outDir: string): Baselines | null {
+  try {
+    const o = JSON.parse(readBoundedFileSync(path.join(outDir, BASELINES_FILE), 64 * 1024, 'baselines file').toString('utf8')) as Record<string, unknown>;
+    return typeof o.uniform === 'number' && typeof o.unigram === 'number' && Number.isFinite(o.uniform) && Number.isFinite(o.unigram) ? { uniform: o.uniform, unigram: o.unigram } : null;
+  } catch {
+    return null;
+  }
+}
 
 function missingMetrics(outDir: string, dirExists: boolean): UserError {
   return new UserError(
@@ -48,8 +60,9 @@ function render(outDir: string, text: string, opts: ReportOptions): { html: stri
     );
   }
   const summary = summarise(parsed);
-  const html = renderHtml(parsed, summary, captureEnvironment(), { title: outDir, refreshSeconds: opts.refreshSeconds });
-  return { html, png: () => svgToPng(lossChartSvg(parsed)), malformed: parsed.malformed, ended: summary.status !== 'incomplete' };
+  const baselines = readBaselines(outDir);
+  const html = renderHtml(parsed, summary, captureEnvironment(), { title: outDir, refreshSeconds: opts.refreshSeconds, baselines });
+  return { html, png: () => svgToPng(lossChartSvg(parsed, baselines)), malformed: parsed.malformed, ended: summary.status !== 'incomplete' };
 }
 
 /** report.html is written before loss.png: when the PNG cannot be drawn (no font), the page is still there. */

@@ -343,6 +343,8 @@ test('writeReport writes a self-contained report.html that headless Chromium ren
   assert.ok(chromiumPath(), "Debian's chromium is not installed: run bash scripts/setup.sh (it installs it)");
   const sample = { type: 'sample', iter: 40, label: 'best checkpoint (ckpt.pt)', prompt: 'The <b>', texts: ['The <b> bold & brave', 'second'], settings: { temperature: 0.8, top_k: null, seed: 7, max_new_tokens: 5 } };
   const d = await runDir('run-chromium', resumedRunText() + JSON.stringify({ time: '2024-05-01T13:00:00Z', ...sample }) + '\n');
+  // The demo's baselines (data/baselines.ts): drawn as dashed lines, the axis stretched to show them.
+  await fs.writeFile(path.join(d, 'baselines.json'), JSON.stringify({ uniform: 10.83, unigram: 7.5, vocab: 50257, trainTokens: 1, valTokens: 1 }));
   const r = await writeReport(d);
   assert.equal(r.html, path.join(d, 'report.html'));
   assert.equal(r.png, path.join(d, 'loss.png'));
@@ -384,6 +386,12 @@ test('writeReport writes a self-contained report.html that headless Chromium ren
     assert.match(dom, /<pre class="sample">The &lt;b&gt; bold &amp; brave<\/pre>\s*<pre class="sample">second<\/pre>/);
     assert.match(dom, /checkpoint at step 40 · best checkpoint \(ckpt\.pt\) · temperature 0\.8 · top_k — · seed 7/);
     assert.doesNotMatch(dom, /http-equiv="refresh"/);
+    assert.match(dom, /<g class="ref baseline-uniform"><line [^>]*stroke-dasharray[^>]*>(<\/line>)?<text [^>]*>uniform baseline 10\.83 \(untrained model\)<\/text>/);
+    assert.match(dom, /<g class="ref baseline-unigram">/);
+    assert.equal(figure('vs-unigram'), `beats unigram by ${(7.5 - (trueLoss(40) + 0.1)).toFixed(2)} nats`);
+    const lossSvg = /<svg id="chart-loss"[\s\S]*?<\/svg>/.exec(dom)![0];
+    const yTicks = [...lossSvg.matchAll(/class="ytick"[^>]*>([^<]*)</g)].map((t) => Number(t[1]));
+    assert.ok(Math.max(...yTicks) >= 10, `the loss axis reaches the uniform baseline: ${yTicks.join(', ')}`);
     assert.match(dom, /7 malformed line\(s\) in metrics\.jsonl were skipped/);
     assert.match(dom, /<th>trainer_config\.max_iters<\/th><td>40<\/td>/);
 
