@@ -23,7 +23,8 @@ esac
 # ---- Debian packages
 # A|B: whichever exists on this release (Debian 13 renamed libtcmalloc-minimal4 to libtcmalloc-minimal4t64 and keeps
 # the old name only as a virtual package, which dpkg never reports as installed).
-packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev procps)
+# fonts-dejavu-core: the font loss.png is drawn with (src/report/png.ts gives resvg that file; no system font lookup).
+packages=(build-essential python3 libopenblas0-pthread 'libtcmalloc-minimal4t64|libtcmalloc-minimal4' openmpi-bin libopenmpi-dev procps fonts-dejavu-core)
 if [[ -z "${LIBTORCH:-}" ]]; then
   packages+=(libtorch-dev libgloo-dev)
 fi
@@ -32,6 +33,9 @@ fi
 # (test/helpers/ssh-cluster.ts), whose sshds run inside network namespaces only: the package's own service is not
 # started by this script (see below).
 if [[ $mode == test ]]; then packages+=(chromium iproute2 time openssh-server openssh-client util-linux); fi
+# Also only for tests: an independent reader of the TensorBoard event files we write (protoc compiles the event schema
+# for Google's protobuf runtime, crcmod checks the CRC-32C framing; test/report/fixtures/read_tfevents.py).
+if [[ $mode == test ]]; then packages+=(protobuf-compiler python3-protobuf python3-crcmod); fi
 # python3-torch is the measuring stick for cross-checks and benchmarks (never a runtime dependency).
 if [[ $mode != run && "${NANOGPT_SKIP_PYTORCH:-0}" != 1 ]]; then packages+=(python3-torch); fi
 

@@ -11,9 +11,9 @@ import { UserError } from '../util/errors.js';
 import { readMetricsFile } from '../report/metrics-reader.js';
 import { tokenBaselines, type TokenBaselines } from '../data/baselines.js';
 import { writeBufferAtomic } from '../io/atomic.js';
+// Written into the run directory for the report to draw the baselines.
+import { BASELINES_FILE } from '../report/write-report.js';
 
-/** Written into the run directory for the report to draw the baselines. */
-export const BASELINES_FILE = 'baselines.json';
 /** The demo's prompt: the corpus's own phrase, no trailing space (GPT-2 BPE attaches a space to the next word). */
 const PROMPT = 'The State of the Union';
 
@@ -144,7 +144,7 @@ export const demoCommand: Command = {
     const sampleArgs = ['--num_samples', '2', '--max_new_tokens', '60', '--prompt', PROMPT, '--seed', '7'];
     await run('2/5 sample before training (random weights)', ['sample', '--ckpt_path', untrained, ...sampleArgs]);
     await run(`3/5 train: gpt2-mini, ${nproc} data-parallel rank${nproc > 1 ? 's' : ''}, ${iters} steps`, ['launch', '--nproc_per_node', String(nproc), '--', 'train', ...flags]);
-    await run('4/5 sample after training, from the best checkpoint', ['sample', '--ckpt_path', path.join(runDir, 'ckpt.pt'), ...sampleArgs]);
+    await run('4/5 sample after training, from the best checkpoint', ['sample', '--ckpt_path', path.join(runDir, 'ckpt.pt'), '--record', ...sampleArgs]);
     await run('5/5 report', ['report', runDir]);
     const secs = Math.round((Date.now() - started) / 1000);
     process.stderr.write(

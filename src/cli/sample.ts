@@ -1,6 +1,7 @@
 // `nanogpt sample`: text from a trained checkpoint, a snapshot, a Hugging Face GPT-2 file or pretrained GPT-2 —
 // the last step of the original workflow (its sample.py), with the same defaults and the same banners.
 import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs, type ParsedArgs } from './args.js';
 import { isUserError, UserError } from '../util/errors.js';
@@ -82,6 +83,9 @@ Output and speed:
   --dtype fp32|bf16      compute in float32 (default) or under bf16 autocast (bf16 weights and KV cache: about
                          half the memory traffic per token; needs a CPU with bf16 units to be faster)
   --threads N            libtorch intra-op threads (default: libtorch's choice)
+  --record               also append the samples to the metrics.jsonl of the run the checkpoint belongs to (the
+                         folder holding it) as a {"type":"sample"} line, and redraw that run's report.html,
+                         which lists them under Samples
 
 Samples are decoded together in batches (one forward pass per token for the whole batch; as many samples per batch
 as fit in ${KV_CACHE_BUDGET_BYTES / 2 ** 30} GiB of KV cache, at most ${MAX_BATCH}), except with --stream,
@@ -93,6 +97,7 @@ Examples:
   nanogpt sample --ckpt_path=ckpt.pt --prompt="This is new prompt "
   nanogpt sample --init_from gpt2 --prompt "The meaning of life is" --temperature 0.8 --top_p 0.9 --stream
   nanogpt sample --ckpt_path out/ckpt.pt --temperature 0 --num_samples 1 --json
+  nanogpt sample --ckpt_path out --record     # the samples also land in out/report.html
 `;
 
 export interface SampleSettings {
@@ -110,6 +115,8 @@ export interface SampleSettings {
   useCache: boolean;
   bf16: boolean;
   threads: number | undefined;
+  /** --record: append the samples to the run's metrics.jsonl (beside the checkpoint) and redraw its report. */
+  record?: boolean;
 }
 
 const PRETRAINED_NAMES: readonly string[] = PRETRAINED;
@@ -185,7 +192,11 @@ export function parseSampleArgs(args: ParsedArgs): SampleSettings {
     useCache: flagBoolean(args, 'cache', true),
     bf16: dtype === 'bf16',
     threads: args.flags.has('threads') ? threadsFlag(args) : undefined,
+    record: flagBoolean(args, 'record'),
   };
+  if (settings.record && 'initFrom' in source) {
+    throw new UserError('--record keeps samples in a training run\'s report, and --init_from names no run', 'pass --ckpt_path <out_dir> (or its ckpt.pt) of a run, or drop --record');
+  }
   if (settings.stream && settings.json) {
     throw new UserError('--stream and --json cannot be combined', '--json prints one object when all samples are done; drop one of the two');
   }
@@ -226,6 +237,37 @@ async function weightsFile(s: SampleSettings): Promise<string> {
   return file;
 }
 
+/** The run directory whose report --record writes to: the folder holding the checkpoint, with a metrics.jsonl. */
+async function recordingRunDir(file: string): Promise<string> {
+  if (file.startsWith('s3://')) throw new UserError(`--record: ${file} is in object storage, and the run's report is a local file`, 'download the run directory and pass it as --ckpt_path, or drop --record');
+  const dir = path.dirname(file);
+  const { METRICS_FILE } = await import('../report/write-report.js');
+  if (!existsSync(path.join(dir, METRICS_FILE))) {
+    throw new UserError(`--record: no ${METRICS_FILE} beside ${file}, so it is not in a training run's out_dir`, 'pass the out_dir of a nanogpt train run (or its ckpt.pt) as --ckpt_path, or drop --record');
+  }
+  return dir;
+}
+
+async function recordSamples(runDir: string, file: string, s: SampleSettings, texts: string[]): Promise<void> {
+  const { MetricsLog } = await import('../train/metrics.js');
+  const { writeReport } = await import('../report/write-report.js');
+  new MetricsLog(runDir, false).write({
+    type: 'sample',
+    iter: null,
+    label: path.basename(file),
+    prompt: s.prompt,
+    texts,
+    settings: { temperature: s.temperature, top_k: s.topK ?? null, top_p: s.topP ?? null, seed: s.seed, max_new_tokens: s.maxNewTokens },
+  });
+  log(`recorded ${plural(texts.length, 'sample')} in ${path.join(runDir, 'metrics.jsonl')}`);
+  // The samples are printed and recorded whatever happens here: a report that cannot be drawn is only a warning.
+  try {
+    log(`report: ${(await writeReport(runDir)).html}`);
+  } catch (err) {
+    log(`warning: report not redrawn (${(err as Error).message.split('\n')[0]}); nanogpt report ${runDir} retries`);
+  }
+}
+
 export async function runSample(s: SampleSettings): Promise<number> {
   const torch = await import('../torch/index.js');
   const { loadModel } = await import('../train/checkpoint.js');
@@ -234,6 +276,8 @@ export async function runSample(s: SampleSettings): Promise<number> {
   if (s.threads !== undefined) torch.setNumThreads(s.threads);
 
   const file = await weightsFile(s);
+  // Checked before the model loads: a run directory without metrics.jsonl is an error worth knowing at once.
+  const runDir = s.record ? await recordingRunDir(file) : null;
   const loaded = await loadModel(file, { dropout: 0 });
   await loaded.reader.close();
   const model = loaded.model;
@@ -298,6 +342,7 @@ export async function runSample(s: SampleSettings): Promise<number> {
         await new Promise((resolve) => setImmediate(resolve)); // signals and timers between batches
       }
     }
+    if (runDir !== null) await recordSamples(runDir, file, s, samples.map((x) => x.text));
     if (s.json) {
       const doc = {
         source: 'initFrom' in s.source ? { init_from: s.source.initFrom } : { ckpt_path: file, kind: loaded.kind },
@@ -341,7 +386,7 @@ export const sampleCommand: Command = {
       argv,
       {
         values: ['ckpt_path', 'prompt', 'prompt_file', 'num_samples', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'seed', 'init_from', 'threads', 'dtype'],
-        booleans: ['stop_at_eot', 'stream', 'json', 'cache'],
+        booleans: ['stop_at_eot', 'stream', 'json', 'cache', 'record'],
       },
       'sample',
     );

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -116,5 +117,34 @@ async function fsyncDir(dir: string): Promise<void> {
     // Some file systems refuse fsync on directories; the rename is still atomic.
   } finally {
     await h?.close();
+  }
+}
+
+/**
+ * writeBufferAtomic for callers that must not yield to the event loop (the trainer's per-evaluation report, written
+ * between two steps): the same temp name, exclusive create without following links, fsync, rename.
+ */
+export function writeBufferAtomicSync(finalPath: string, data: Uint8Array | string): void {
+  fsSync.mkdirSync(path.dirname(path.resolve(finalPath)), { recursive: true });
+  const tmp = tempPathFor(finalPath);
+  let fd: number;
+  try {
+    fd = fsSync.openSync(tmp, fsSync.constants.O_WRONLY | fsSync.constants.O_CREAT | fsSync.constants.O_EXCL | fsSync.constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    throw withPath(err, tmp);
+  }
+  try {
+    fsSync.writeFileSync(fd, data);
+    fsSync.fsyncSync(fd);
+    fsSync.closeSync(fd);
+    fsSync.renameSync(tmp, finalPath);
+  } catch (err) {
+    try {
+      fsSync.closeSync(fd);
+    } catch {
+      // already closed
+    }
+    fsSync.rmSync(tmp, { force: true });
+    throw withPath(err, finalPath);
   }
 }

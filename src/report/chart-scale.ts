@@ -1,4 +1,4 @@
-// Axis arithmetic shared by the SVG charts (html.ts) and the raster chart (png.ts), so both draw the same ticks.
+// Axis arithmetic for the SVG charts (html.ts): round ticks, their labels, scales and line downsampling.
 
 export interface Point {
   x: number;

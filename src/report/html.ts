@@ -3,7 +3,8 @@
 import * as os from 'node:os';
 import { formatCount, formatDuration } from '../util/format.js';
 import { downsample, extentOf, formatTicks, makeScale, niceTicks, padExtent, type Point } from './chart-scale.js';
-import type { ParsedMetrics, RunSummary } from './metrics-reader.js';
+import type { ParsedMetrics, RunSummary, SampleRecord } from './metrics-reader.js';
+import { CHART_FONT_FAMILY } from './png.js';
 
 /** Facts about the machine that generated the report (not necessarily the one that trained). */
 export interface ReportEnvironment {
@@ -44,8 +45,18 @@ export interface ChartSeries {
   format?: (y: number) => string;
 }
 
+/** A horizontal reference line across the plot (a baseline loss), labelled at its right end. */
+export interface RefLine {
+  cls: string;
+  label: string;
+  y: number;
+  color: string;
+}
+
 export interface ChartSpec {
   id: string;
+  /** Reference lines; the y axis is stretched to show them. */
+  refLines?: RefLine[];
   title: string;
   yLabel: string;
   series: ChartSeries[];
@@ -68,10 +79,15 @@ export function svgChart(spec: ChartSpec): string {
   const bottom = H - 40;
   const all = spec.series.flatMap((s) => s.points);
   const xs = extentOf(all.map((p) => p.x));
-  const ys = extentOf(all.map((p) => p.y));
+  const refs = (spec.refLines ?? []).filter((r) => Number.isFinite(r.y));
+  const ys = extentOf([...all.map((p) => p.y), ...(all.length ? refs.map((r) => r.y) : [])]);
   const parts: string[] = [];
-  parts.push(`<svg id="${spec.id}" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(spec.title)}" xmlns="http://www.w3.org/2000/svg">`);
+  // The font-family attribute is for rasterisers (png.ts gives resvg exactly that font); on the page the
+  // stylesheet's font-family wins over a presentation attribute, so the charts use the page's font.
+  parts.push(`<svg id="${spec.id}" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(spec.title)}" font-family="${CHART_FONT_FAMILY}, sans-serif" xmlns="http://www.w3.org/2000/svg">`);
   parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff"/>`);
+  // The title, top left, on the legend's line: the PNG has no page heading around it.
+  parts.push(`<text class="title" x="${left}" y="16" font-size="13" font-weight="bold" fill="#222">${escapeHtml(spec.title)}</text>`);
   if (!xs || !ys) {
     parts.push(`<text class="empty" x="${W / 2}" y="${H / 2}" text-anchor="middle">no data logged</text></svg>`);
     return parts.join('');
@@ -96,6 +112,12 @@ export function svgChart(spec: ChartSpec): string {
   parts.push(`<text class="xlabel" x="${(left + right) / 2}" y="${H - 6}" text-anchor="middle" font-size="12">step</text>`);
   parts.push(`<text class="ylabel" transform="translate(14 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeHtml(spec.yLabel)}</text>`);
 
+  for (const r of refs) {
+    const y = r2(sy(r.y));
+    parts.push(`<g class="ref ${r.cls}"><line x1="${left}" y1="${y}" x2="${right}" y2="${y}" stroke="${r.color}" stroke-width="1.2" stroke-dasharray="6 4"/>`);
+    // Labelled at the right end: a falling loss curve is furthest below its baselines there.
+    parts.push(`<text x="${right - 6}" y="${r2(sy(r.y) - 4)}" text-anchor="end" font-size="10.5" fill="${r.color}">${escapeHtml(r.label)}</text></g>`);
+  }
   for (const s of spec.series) {
     if (s.kind === 'line') {
       // A non-finite value (a diverged step) breaks the line rather than being drawn as zero or skipped over.
@@ -159,19 +181,72 @@ export interface HtmlOptions {
   /** Shown in the heading: usually the run directory. */
   title: string;
   generatedAt?: Date;
+  /**
+   * Seconds after which the browser reloads the page, while the run has no end record; written only by the
+   * live writers (the trainer at each evaluation, report --watch), so a finished or one-off report never reloads.
+   */
+  refreshSeconds?: number;
+  /** The data set's baseline losses, drawn on the loss chart and compared with the best val loss. */
+  baselines?: Baselines | null;
 }
 
-export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironment, opts: HtmlOptions): string {
-  const generated = (opts.generatedAt ?? new Date()).toISOString();
-  const lossChart = svgChart({
+/** Reference losses of the data set (written by the demo as <out_dir>/baselines.json, see data/baselines.ts). */
+export interface Baselines {
+  uniform: number;
+  unigram: number;
+}
+
+/** The loss chart: the page's first chart, and loss.png (write-report.ts rasterises this very SVG). */
+export function lossChartSvg(m: ParsedMetrics, baselines: Baselines | null = null): string {
+  return svgChart({
     id: 'chart-loss',
-    title: 'loss',
+    title: 'training and validation loss',
+    refLines: baselines
+      ? [
+          { cls: 'baseline-uniform', label: `uniform baseline ${baselines.uniform.toFixed(2)} (untrained model)`, y: baselines.uniform, color: '#7f7f7f' },
+          { cls: 'baseline-unigram', label: `unigram baseline ${baselines.unigram.toFixed(2)} (token frequencies, no context)`, y: baselines.unigram, color: '#bcbd22' },
+        ]
+      : [],
     yLabel: 'loss',
     series: [
       { cls: 'train-loss', label: 'train loss (per step)', color: '#1f77b4', kind: 'line', points: m.train.map((r) => ({ x: r.iter, y: r.loss })) },
       { cls: 'eval-train-loss', label: 'train loss (eval)', color: '#2ca02c', kind: 'dots', points: m.evals.map((e) => ({ x: e.iter, y: e.train_loss })), format: (y) => y.toFixed(4) },
       { cls: 'val-loss', label: 'val loss (eval)', color: '#d62728', kind: 'dots', points: m.evals.map((e) => ({ x: e.iter, y: e.val_loss })), format: (y) => y.toFixed(4) },
     ],
+  });
+}
+
+function samplesSection(samples: readonly SampleRecord[]): string {
+  if (samples.length === 0) {
+    return '<p class="sub" id="no-samples">No samples recorded for this run. <code>nanogpt sample --ckpt_path &lt;out_dir&gt; --record</code> adds the text it generates here.</p>';
+  }
+  return samples
+    .map((r, i) => {
+      const st = r.settings;
+      const how = [
+        `${r.texts.length} sample${r.texts.length === 1 ? '' : 's'}`,
+        r.iter !== null ? `checkpoint at step ${r.iter}` : '',
+        r.label ? r.label : '',
+        `temperature ${st.temperature ?? '—'}`,
+        `top_k ${st.top_k ?? '—'}`,
+        `seed ${st.seed ?? '—'}`,
+        `${st.max_new_tokens ?? '—'} new tokens at most`,
+      ].filter(Boolean);
+      const texts = r.texts.map((t) => `<pre class="sample">${escapeHtml(t)}</pre>`).join('\n');
+      return `<div class="samples" id="samples-${i + 1}"><p class="sub">${escapeHtml(r.time)} · ${escapeHtml(how.join(' · '))} · prompt <code>${escapeHtml(JSON.stringify(r.prompt))}</code></p>\n${texts}</div>`;
+    })
+    .join('\n');
+}
+
+export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironment, opts: HtmlOptions): string {
+  const generated = (opts.generatedAt ?? new Date()).toISOString();
+  const lossChart = lossChartSvg(m, opts.baselines ?? null);
+  const gradChart = svgChart({
+    id: 'chart-grad-norm',
+    title: 'gradient norm',
+    yLabel: 'grad norm',
+    series: [{ cls: 'grad-norm', label: 'global grad norm (before clipping)', color: '#8c564b', kind: 'line', points: m.train.map((r) => ({ x: r.iter, y: r.grad_norm })) }],
+    height: 220,
   });
   const lrChart = svgChart({
     id: 'chart-lr',
@@ -194,6 +269,16 @@ export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironme
     figureRow('status', 'status', s.status, s.statusText),
     figureRow('iterations', 'iterations', progress),
     figureRow('best-val-loss', 'best val loss', fmtLoss(s.bestValLoss), s.bestValIter !== null ? `at step ${s.bestValIter}` : ''),
+    ...(opts.baselines && s.bestValLoss !== null
+      ? [
+          figureRow(
+            'vs-unigram',
+            'best val loss vs unigram',
+            `${s.bestValLoss < opts.baselines.unigram ? 'beats' : 'does not beat'} unigram by ${Math.abs(opts.baselines.unigram - s.bestValLoss).toFixed(2)} nats`,
+            `unigram ${opts.baselines.unigram.toFixed(2)}, uniform ${opts.baselines.uniform.toFixed(2)} (baselines.json)`,
+          ),
+        ]
+      : []),
     figureRow('last-val-loss', 'last val loss', fmtLoss(lastEval?.val_loss ?? null), lastEval ? `eval at step ${lastEval.iter}` : 'no evaluation logged'),
     figureRow('last-eval-train-loss', 'last train loss (eval)', fmtLoss(lastEval?.train_loss ?? null), lastEval ? `eval at step ${lastEval.iter}` : ''),
     figureRow('last-train-loss', 'last train loss (step)', fmtLoss(s.lastTrainLoss), s.lastTrainIter !== null ? `step ${s.lastTrainIter}` : 'no step logged'),
@@ -229,6 +314,7 @@ export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironme
     .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v === null ? 'null' : typeof v === 'string' ? v : JSON.stringify(v))}</td></tr>`)
     .join('\n');
 
+  const refresh = opts.refreshSeconds !== undefined && s.status === 'incomplete' ? Math.max(1, Math.round(opts.refreshSeconds)) : 0;
   const warnings: string[] = [];
   if (m.malformed) {
     warnings.push(`${m.malformed} malformed line(s) in metrics.jsonl were skipped: ${m.malformedNotes.join('; ')}${m.malformed > m.malformedNotes.length ? '; …' : ''}`);
@@ -242,7 +328,7 @@ export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironme
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="nanogpt-ts report">
+<meta name="generator" content="nanogpt-ts report">${refresh ? `\n<meta http-equiv="refresh" content="${refresh}">` : ''}
 <title>nanogpt run report — ${escapeHtml(opts.title)}</title>
 <style>
   body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 820px; padding: 0 16px; color: #222; }
@@ -256,12 +342,13 @@ export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironme
   .status-completed { color: #2a7a2a; } .status-interrupted, .status-incomplete { color: #a65e00; }
   .warnings { background: #fff6e0; border: 1px solid #f0d290; padding: 8px 12px; font-size: 0.9em; }
   svg.chart { max-width: 100%; height: auto; font-family: inherit; display: block; margin: 8px 0; }
+  pre.sample { white-space: pre-wrap; background: #f6f6f6; border-left: 3px solid #bbb; padding: 6px 10px; font-size: 0.9em; }
   table.config td, table.config th { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.95em; }
 </style>
 </head>
 <body>
 <h1>nanogpt run report</h1>
-<p class="sub">Run directory <code>${escapeHtml(opts.title)}</code> · <span class="status-${s.status}" id="status">${escapeHtml(s.statusText)}</span> · generated ${generated} from metrics.jsonl (${m.records} records)</p>
+<p class="sub">Run directory <code>${escapeHtml(opts.title)}</code> · <span class="status-${s.status}" id="status">${escapeHtml(s.statusText)}</span> · generated ${generated} from metrics.jsonl (${m.records} records)${refresh ? ` · <span id="live">reloads every ${refresh} s while the run goes</span>` : ''}</p>
 ${warnings.length ? `<div class="warnings" id="warnings">${warnings.map((w) => `<p>${escapeHtml(w)}</p>`).join('')}</div>` : ''}
 <h2>Final figures</h2>
 <table id="figures">
@@ -270,11 +357,16 @@ ${figures}
 <h2>Loss</h2>
 ${lossChart}
 <p class="sub">Train loss of each logged optimizer step (the mean over its micro-batches) as a line; at each evaluation, the mean loss over eval_iters batches of each split as dots.</p>
+<h2>Gradient norm</h2>
+${gradChart}
+<p class="sub">The global L2 norm of the gradients of each logged step, before clipping to trainer_config.grad_clip: spikes here come before loss spikes.</p>
 <h2>Learning rate</h2>
 ${lrChart}
 <h2>Throughput</h2>
 ${tpsChart}
 <p class="sub">Tokens per second of each logged step, counted over all ranks (tokens per step ÷ step time).</p>
+<h2>Samples</h2>
+${samplesSection(m.samples)}
 <h2>Environment</h2>
 <h3>From the run (metrics.jsonl, latest session)</h3>
 <table id="env-run">

@@ -47,6 +47,22 @@ export interface EndRecord {
   interrupted: boolean;
 }
 
+/**
+ * Text generated from the run's model, appended by `nanogpt sample --record` (or by the demo, through it): the
+ * report shows each such record under "Samples".
+ */
+export interface SampleRecord {
+  type: 'sample';
+  time: string;
+  /** The iteration of the checkpoint sampled, when known. */
+  iter: number | null;
+  /** What was sampled, in words, e.g. "best checkpoint (ckpt.pt)". */
+  label: string;
+  prompt: string;
+  texts: string[];
+  settings: { temperature?: number; top_k?: number | null; seed?: number; max_new_tokens?: number };
+}
+
 /** One process's stretch of training: a start line and what it wrote until the next start (or the end). */
 export interface Session {
   start: StartRecord;
@@ -62,6 +78,8 @@ export interface ParsedMetrics {
    * the earlier session wrote past that point are dropped (training redid those steps). */
   train: TrainRecord[];
   evals: EvalRecord[];
+  /** Sample records in file order; a resume never supersedes them (they name the checkpoint they came from). */
+  samples: SampleRecord[];
   sessions: Session[];
   /** Lines that were blank are ignored; lines that are not a valid record are counted and skipped. */
   malformed: number;
@@ -90,7 +108,13 @@ function int(o: Json, key: string): number {
   return v;
 }
 
-function toRecord(o: Json, line: number): StartRecord | TrainRecord | EvalRecord | EndRecord {
+function sampleSettings(v: unknown): SampleRecord['settings'] {
+  const o = v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {};
+  const pick = (k: string): number | undefined => (typeof o[k] === 'number' ? (o[k] as number) : undefined);
+  return { temperature: pick('temperature'), top_k: o.top_k === null ? null : pick('top_k'), seed: pick('seed'), max_new_tokens: pick('max_new_tokens') };
+}
+
+function toRecord(o: Json, line: number): StartRecord | TrainRecord | EvalRecord | EndRecord | SampleRecord {
   const time = typeof o.time === 'string' && !Number.isNaN(Date.parse(o.time)) ? o.time : null;
   if (time === null) throw new Error(`field 'time' is missing or not an ISO date`);
   switch (o.type) {
@@ -144,6 +168,21 @@ function toRecord(o: Json, line: number): StartRecord | TrainRecord | EvalRecord
         ms: num(o, 'ms', false),
         interrupted: o.interrupted === true,
       };
+    case 'sample': {
+      if (typeof o.prompt !== 'string') throw new Error(`field 'prompt' is not a string`);
+      if (!Array.isArray(o.texts) || !o.texts.every((t) => typeof t === 'string')) throw new Error(`field 'texts' is not a list of strings`);
+      const iter = o.iter;
+      if (iter !== null && iter !== undefined && !Number.isInteger(iter)) throw new Error(`field 'iter' is not an integer or null`);
+      return {
+        type: 'sample',
+        time,
+        iter: typeof iter === 'number' ? iter : null,
+        label: typeof o.label === 'string' ? o.label : '',
+        prompt: o.prompt,
+        texts: o.texts as string[],
+        settings: sampleSettings(o.settings),
+      };
+    }
     default:
       throw new Error(o.type === undefined ? `no 'type' field` : `unknown type ${JSON.stringify(o.type)}`);
   }
@@ -151,7 +190,7 @@ function toRecord(o: Json, line: number): StartRecord | TrainRecord | EvalRecord
 
 /** Parses the text of a metrics.jsonl. Never throws on bad content: bad lines are counted in `malformed`. */
 export function parseMetrics(text: string): ParsedMetrics {
-  const out: ParsedMetrics = { train: [], evals: [], sessions: [], malformed: 0, malformedNotes: [], superseded: 0, records: 0 };
+  const out: ParsedMetrics = { train: [], evals: [], samples: [], sessions: [], malformed: 0, malformedNotes: [], superseded: 0, records: 0 };
   const bad = (line: number, why: string): void => {
     out.malformed++;
     if (out.malformedNotes.length < 5) out.malformedNotes.push(`line ${line}: ${why}`);
@@ -181,6 +220,11 @@ export function parseMetrics(text: string): ParsedMetrics {
       continue;
     }
     out.records++;
+    if (rec.type === 'sample') {
+      // Not part of a training session's timeline (sampling runs after, or beside, training).
+      out.samples.push(rec);
+      continue;
+    }
     if (rec.type === 'start') {
       // A resumed process restarts from its snapshot's iteration: whatever an earlier process logged after that
       // point was redone, so the later records replace it. A fresh start (resumed_at null) replaces everything.

@@ -53,6 +53,11 @@ test('nanogpt demo runs prepare (baselines), sampling before, 2-rank training, s
     assert.ok(r.stdout.trim().length > 80, r.stdout);
     const evals = readFileSync(path.join(dir, 'run', 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"eval"'));
     assert.ok(evals.length >= 2);
+    // The report shows the samples after training (sample --record) and the baselines on the loss chart.
+    const page = readFileSync(path.join(dir, 'run', 'report.html'), 'utf8');
+    assert.equal(page.match(/<pre class="sample">The State of the Union/g)?.length, 2, 'the two samples after training in the report');
+    assert.match(page, /<g class="ref baseline-unigram">/);
+    assert.match(page, /<td data-figure="vs-unigram">(beats|does not beat) unigram by [\d.]+ nats<\/td>/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,7 +8,8 @@ import * as zlib from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { downsample, formatTicks, niceTicks } from '../../src/report/chart-scale.js';
 import { parseMetrics, summarise } from '../../src/report/metrics-reader.js';
-import { CHART_COLORS, crc32, encodePng, FONT_GLYPHS, lossChartPng } from '../../src/report/png.js';
+import { lossChartSvg } from '../../src/report/html.js';
+import { svgToPng } from '../../src/report/png.js';
 import { writeReport } from '../../src/report/write-report.js';
 
 const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
@@ -55,7 +56,7 @@ class RunWriter {
   steps(from: number, to: number, evalFrom: number, lossOffset = 0): this {
     for (let i = from; i <= to; i++) {
       if (i % 10 === 0 && i >= evalFrom) this.rec({ type: 'eval', iter: i, train_loss: trueLoss(i) + lossOffset, val_loss: trueLoss(i) + 0.1 + lossOffset, lr: lr(i), tokens: i * 512 });
-      if (i < to) this.rec({ type: 'train', iter: i + 1, loss: trueLoss(i + 1) + lossOffset, lr: lr(i), grad_norm: 0.9, ms: 100, comm_ms: 5, tokens_per_s: 5120 + (i % 3), mfu: null, tokens: (i + 1) * 512 });
+      if (i < to) this.rec({ type: 'train', iter: i + 1, loss: trueLoss(i + 1) + lossOffset, lr: lr(i), grad_norm: 1 + Math.exp(-i / 8), ms: 100, comm_ms: 5, tokens_per_s: 5120 + (i % 3), mfu: null, tokens: (i + 1) * 512 });
     }
     return this;
   }
@@ -189,7 +190,8 @@ interface DecodedPng {
   chunks: string[];
 }
 
-const CRC = (buf: Buffer): number => ((zlib as { crc32?: (b: Buffer) => number }).crc32 ?? crc32)(buf);
+// node:zlib's crc32 (Node >= 20.15): not ours, so the check is independent of the code under test.
+const CRC = (buf: Buffer): number => (zlib as unknown as { crc32: (b: Buffer) => number }).crc32(buf);
 
 /** An independent PNG reader for the checks: every chunk's CRC, IHDR, 8-bit RGB/RGBA, all five row filters. */
 function decodePng(file: Buffer): DecodedPng {
@@ -257,56 +259,61 @@ function countColour(img: DecodedPng, c: readonly number[], tol = 0): number {
   return n;
 }
 
-test('crc32 matches the standard check value; a tiny PNG round-trips', () => {
-  assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
-  const rgb = new Uint8Array([255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9]);
-  const img = decodePng(encodePng(2, 2, rgb));
-  assert.equal(img.width, 2);
-  assert.equal(img.height, 2);
-  assert.deepEqual([...img.pixels], [...rgb]);
-  assert.throws(() => encodePng(2, 2, new Uint8Array(5)), /expected 12 RGB bytes/);
-});
-
-test('the built-in font has 5x7 glyphs', () => {
-  for (const [ch, g] of Object.entries(FONT_GLYPHS)) {
-    assert.equal(g.length, 7, `glyph '${ch}' rows`);
-    for (const row of g) assert.match(row, /^[.#]{5}$/, `glyph '${ch}'`);
+/** Pixels of one colour (within `tol`), restricted to the box [x0, x1) x [y0, y1). */
+function countIn(img: DecodedPng, c: readonly number[], tol: number, x0: number, x1: number, y0: number, y1: number): number {
+  let n = 0;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const o = (y * img.width + x) * img.channels;
+      if (Math.abs(img.pixels[o]! - c[0]!) <= tol && Math.abs(img.pixels[o + 1]! - c[1]!) <= tol && Math.abs(img.pixels[o + 2]! - c[2]!) <= tol) n++;
+    }
   }
-});
+  return n;
+}
 
-test('loss.png decodes: signature, IHDR 800x450, valid CRCs, curve and val-point colours present', () => {
+const TRAIN_BLUE = [0x1f, 0x77, 0xb4];
+const VAL_RED = [0xd6, 0x27, 0x28];
+
+test('loss.png is the loss chart SVG rasterised: 2x size, anti-aliased text and lines, curve falling, val dots', () => {
   const m = parseMetrics(resumedRunText());
-  const img = decodePng(lossChartPng(m));
-  assert.deepEqual(img.chunks, ['IHDR', 'IDAT', 'IEND']);
-  assert.equal(img.width, 800);
-  assert.equal(img.height, 450);
-  assert.equal(img.channels, 3);
-  const train = countColour(img, CHART_COLORS.train);
-  const val = countColour(img, CHART_COLORS.val);
-  assert.ok(train > 1000, `train-loss pixels: ${train}`);
-  // 5 val points of radius 4 (~50 px each) plus the legend dot.
-  assert.ok(val > 5 * 40, `val-loss pixels: ${val}`);
-  // The curve falls from left to right: train-colour pixels in the left third sit higher than in the right third.
+  const svg = lossChartSvg(m);
+  assert.match(svg, /<text class="title"[^>]*>training and validation loss<\/text>/);
+  const img = decodePng(svgToPng(svg));
+  assert.equal(img.width, 1520, 'the 760x300 chart at twice its size');
+  assert.equal(img.height, 600);
+  // Grey levels: the text and the axes are #333/#222 on white, and the grid #e5e5e5. A bitmap font has only those
+  // exact values; anti-aliased glyph edges give many greys between them.
+  const greys = new Set<number>();
+  let nonWhite = 0;
+  for (let i = 0; i < img.width * img.height; i++) {
+    const o = i * img.channels;
+    const [r, g, b] = [img.pixels[o]!, img.pixels[o + 1]!, img.pixels[o + 2]!];
+    if (r !== 255 || g !== 255 || b !== 255) nonWhite++;
+    if (r === g && g === b && r > 0x40 && r < 0xd0) greys.add(r);
+  }
+  assert.ok(nonWhite > 20_000, `drawn pixels: ${nonWhite}`);
+  assert.ok(greys.size > 20, `intermediate grey levels (anti-aliasing): ${greys.size}`);
+  // The title's glyphs sit top left (x 128.., y 0..40 at 2x); the tick labels left of the axis.
+  assert.ok(countIn(img, [0x22, 0x22, 0x22], 90, 128, 500, 0, 44) > 500, 'title text drawn');
+  assert.ok(countIn(img, [0x33, 0x33, 0x33], 90, 0, 120, 60, 520) > 300, 'y tick labels drawn');
+  // The curve falls: train-loss blue in the left part of the plot sits higher than in the right part.
   const meanY = (x0: number, x1: number): number => {
     let sum = 0;
     let n = 0;
-    for (let y = 50; y < 400; y++) {
-      for (let x = x0; x < x1; x++) {
-        const o = (y * 800 + x) * 3;
-        if (img.pixels[o] === CHART_COLORS.train[0] && img.pixels[o + 1] === CHART_COLORS.train[1] && img.pixels[o + 2] === CHART_COLORS.train[2]) {
-          sum += y;
-          n++;
-        }
-      }
-    }
+    for (let y = 60; y < 520; y++) for (let x = x0; x < x1; x++) if (countIn(img, TRAIN_BLUE, 20, x, x + 1, y, y + 1)) (sum += y), n++;
+    assert.ok(n > 50, `blue pixels in x ${x0}..${x1}: ${n}`);
     return sum / n;
   };
-  assert.ok(meanY(90, 300) < meanY(560, 770), 'loss decreases');
+  assert.ok(meanY(140, 500) < meanY(1000, 1450), 'loss decreases');
+  // 5 val points of radius 3.5 (7 px at 2x: ~150 px each) plus the legend dot; anti-aliased edges are not counted.
+  const red = countIn(img, VAL_RED, 24, 0, img.width, 0, img.height);
+  assert.ok(red > 5 * 100, `val-loss pixels: ${red}`);
+  assert.ok(countIn(img, VAL_RED, 24, 0, img.width, 60, img.height) > 4 * 100, 'val dots in the plot, not only the legend');
 
   // An empty run still gives a valid image (frame and message, no curve).
-  const empty = decodePng(lossChartPng(parseMetrics(new RunWriter().start(null).text())));
-  assert.equal(empty.width, 800);
-  assert.ok(countColour(empty, CHART_COLORS.train) < 150, 'only the legend swatch is train-coloured');
+  const empty = decodePng(svgToPng(lossChartSvg(parseMetrics(new RunWriter().start(null).text()))));
+  assert.equal(empty.width, 1520);
+  assert.equal(countIn(empty, TRAIN_BLUE, 20, 0, empty.width, 0, empty.height), 0, 'no data, no curve');
 });
 
 // ------------------------------------------------------------------------------------------- report + Chromium
@@ -334,7 +341,10 @@ function chromium(args: string[]): Promise<{ stdout: string; stderr: string }> {
 
 test('writeReport writes a self-contained report.html that headless Chromium renders with charts full of data', async () => {
   assert.ok(chromiumPath(), "Debian's chromium is not installed: run bash scripts/setup.sh (it installs it)");
-  const d = await runDir('run-chromium', resumedRunText());
+  const sample = { type: 'sample', iter: 40, label: 'best checkpoint (ckpt.pt)', prompt: 'The <b>', texts: ['The <b> bold & brave', 'second'], settings: { temperature: 0.8, top_k: null, seed: 7, max_new_tokens: 5 } };
+  const d = await runDir('run-chromium', resumedRunText() + JSON.stringify({ time: '2024-05-01T13:00:00Z', ...sample }) + '\n');
+  // The demo's baselines (data/baselines.ts): drawn as dashed lines, the axis stretched to show them.
+  await fs.writeFile(path.join(d, 'baselines.json'), JSON.stringify({ uniform: 10.83, unigram: 7.5, vocab: 50257, trainTokens: 1, valTokens: 1 }));
   const r = await writeReport(d);
   assert.equal(r.html, path.join(d, 'report.html'));
   assert.equal(r.png, path.join(d, 'loss.png'));
@@ -346,13 +356,15 @@ test('writeReport writes a self-contained report.html that headless Chromium ren
 
   const profile = await fs.mkdtemp(path.join(os.tmpdir(), 'nanogpt-chromium-'));
   try {
-    const common = ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, '--hide-scrollbars', '--window-size=900,1600'];
+    const common = ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, '--hide-scrollbars', '--window-size=900,2600'];
     const url = pathToFileURL(r.html).href;
-    const { stdout: dom } = await chromium([...common, '--dump-dom', url]);
+    // --enable-logging=stderr: the page's console messages come out as CONSOLE lines (none expected).
+    const { stdout: dom, stderr: log } = await chromium([...common, '--enable-logging=stderr', '--v=0', '--dump-dom', url]);
+    assert.doesNotMatch(log, /CONSOLE|Uncaught|Refused to/, 'no console messages or errors');
     // The rendered DOM (as Chromium parsed it) holds each chart with every data point.
-    for (const id of ['chart-loss', 'chart-lr', 'chart-tokens']) assert.match(dom, new RegExp(`<svg id="${id}"`), id);
+    for (const id of ['chart-loss', 'chart-grad-norm', 'chart-lr', 'chart-tokens']) assert.match(dom, new RegExp(`<svg id="${id}"`), id);
     const polyline = (cls: string): string[] => [...dom.matchAll(new RegExp(`<polyline class="series ${cls}"[^>]*\\spoints="([^"]*)"`, 'g'))].map((x) => x[1]!);
-    for (const cls of ['train-loss', 'lr', 'tokens-per-s']) {
+    for (const cls of ['train-loss', 'grad-norm', 'lr', 'tokens-per-s']) {
       const lines = polyline(cls);
       assert.equal(lines.length, 1, `${cls}: one polyline`);
       const pairs = lines[0]!.trim().split(/\s+/);
@@ -370,6 +382,16 @@ test('writeReport writes a self-contained report.html that headless Chromium ren
     assert.equal(figure('iterations'), '40 / 40');
     assert.equal(figure('world'), '2');
     assert.match(figure('node'), /^v\d+\./);
+    // The sample record: its texts escaped, its settings listed; no meta refresh in a one-off report.
+    assert.match(dom, /<pre class="sample">The &lt;b&gt; bold &amp; brave<\/pre>\s*<pre class="sample">second<\/pre>/);
+    assert.match(dom, /checkpoint at step 40 · best checkpoint \(ckpt\.pt\) · temperature 0\.8 · top_k — · seed 7/);
+    assert.doesNotMatch(dom, /http-equiv="refresh"/);
+    assert.match(dom, /<g class="ref baseline-uniform"><line [^>]*stroke-dasharray[^>]*>(<\/line>)?<text [^>]*>uniform baseline 10\.83 \(untrained model\)<\/text>/);
+    assert.match(dom, /<g class="ref baseline-unigram">/);
+    assert.equal(figure('vs-unigram'), `beats unigram by ${(7.5 - (trueLoss(40) + 0.1)).toFixed(2)} nats`);
+    const lossSvg = /<svg id="chart-loss"[\s\S]*?<\/svg>/.exec(dom)![0];
+    const yTicks = [...lossSvg.matchAll(/class="ytick"[^>]*>([^<]*)</g)].map((t) => Number(t[1]));
+    assert.ok(Math.max(...yTicks) >= 10, `the loss axis reaches the uniform baseline: ${yTicks.join(', ')}`);
     assert.match(dom, /7 malformed line\(s\) in metrics\.jsonl were skipped/);
     assert.match(dom, /<th>trainer_config\.max_iters<\/th><td>40<\/td>/);
 
@@ -382,6 +404,7 @@ test('writeReport writes a self-contained report.html that headless Chromium ren
     const red = countColour(img, [0xd6, 0x27, 0x28], 24);
     assert.ok(blue > 300, `train-loss line pixels in the screenshot: ${blue}`);
     assert.ok(red > 100, `val-loss dot pixels in the screenshot: ${red}`);
+    assert.ok(countColour(img, [0x8c, 0x56, 0x4b], 24) > 100, 'grad-norm line painted');
   } finally {
     await fs.rm(profile, { recursive: true, force: true });
   }
@@ -396,14 +419,15 @@ test('a report for a run without evaluations or an end line renders, saying so',
   assert.match(html, /<td data-figure="status">incomplete<\/td>/);
   assert.match(html, /<polyline class="series train-loss" data-points="5"/);
   assert.doesNotMatch(html, /<g class="series val-loss"[^>]*><circle/);
+  assert.match(html, /No samples recorded for this run/);
   decodePng(await fs.readFile(r.png));
 });
 
 // ------------------------------------------------------------------------------------------- CLI
 
-function nanogpt(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function nanogpt(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -418,6 +442,13 @@ test('nanogpt report <dir> writes both files; a missing directory or metrics fil
   decodePng(await fs.readFile(path.join(d, 'loss.png')));
   const flag = await nanogpt(['report', '--out-dir', d]);
   assert.equal(flag.code, 0, flag.stderr);
+
+  // No font for loss.png: exit 2 with the fix, report.html written all the same.
+  await fs.rm(path.join(d, 'report.html'));
+  const noFont = await nanogpt(['report', d], { NANOGPT_REPORT_FONT: path.join(dir, 'no-such-font.ttf') });
+  assert.equal(noFont.code, 2, noFont.stderr);
+  assert.match(noFont.stderr, /NANOGPT_REPORT_FONT=.*no-such-font\.ttf: no such file[\s\S]*fix: point it at a \.ttf/);
+  assert.ok((await fs.stat(path.join(d, 'report.html'))).size > 1000, 'the page is written before the PNG');
 
   const missing = await nanogpt(['report', path.join(dir, 'no-such-run')]);
   assert.equal(missing.code, 2);
@@ -444,4 +475,60 @@ test('nanogpt report <dir> writes both files; a missing directory or metrics fil
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Usage: nanogpt report <out_dir>/);
   assert.match(help.stdout, /Examples:/);
+});
+
+test('nanogpt report --watch redraws as metrics.jsonl grows, stops by itself at the end record and on SIGINT', async () => {
+  const d = path.join(dir, 'run-watch');
+  const w = new RunWriter().start(null).steps(0, 20, 0);
+  const lines = w.lines.slice();
+  const count = async (): Promise<number | null> => {
+    const html = await fs.readFile(path.join(d, 'report.html'), 'utf8').catch(() => '');
+    const m = /metrics\.jsonl \((\d+) records\)/.exec(html);
+    return m ? Number(m[1]) : null;
+  };
+  const until = async (what: string, ok: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const start = (): { done: Promise<{ code: number | null; stderr: string }>; child: ReturnType<typeof spawn>; stderr: () => string } => {
+    const child = spawn(process.execPath, [bin, 'report', d, '--watch', '--interval', '0.2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    return { child, stderr: () => stderr, done: new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr }))) };
+  };
+
+  // Started before the run has logged anything (not even its directory): it waits.
+  const a = start();
+  await until('the watch to wait', async () => /waiting for .*metrics\.jsonl/.test(a.stderr()));
+  await fs.mkdir(d, { recursive: true });
+  await fs.writeFile(path.join(d, 'metrics.jsonl'), lines.slice(0, 10).join('\n') + '\n');
+  await until('the first report', async () => (await count()) === 10);
+  const first = await fs.readFile(path.join(d, 'report.html'), 'utf8');
+  assert.match(first, /<meta http-equiv="refresh" content="\d+">/, 'reloads while the run goes');
+  await fs.appendFile(path.join(d, 'metrics.jsonl'), lines.slice(10).join('\n') + '\n');
+  await until('a redraw with every line', async () => (await count()) === lines.length);
+  await fs.appendFile(path.join(d, 'metrics.jsonl'), new RunWriter().end(20, 2.5).lines[0] + '\n');
+  const ended = await a.done;
+  assert.equal(ended.code, 0, ended.stderr);
+  assert.match(ended.stderr, /waiting for .*metrics\.jsonl/);
+  assert.match(ended.stderr, /the run has ended; final report: .*report\.html/);
+  assert.doesNotMatch(await fs.readFile(path.join(d, 'report.html'), 'utf8'), /http-equiv/, 'the final report does not reload');
+  assert.deepEqual((await fs.readdir(d)).filter((f) => f.endsWith('.tmp')), []);
+
+  // Ctrl-C ends a watch cleanly, exit 0, the last report in place.
+  await fs.writeFile(path.join(d, 'metrics.jsonl'), lines.join('\n') + '\n');
+  await fs.rm(path.join(d, 'report.html'));
+  const b = start();
+  await until('the report', async () => (await count()) === lines.length);
+  b.child.kill('SIGINT');
+  const stopped = await b.done;
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.match(stopped.stderr, /stopped watching; last report: .*report\.html/);
+
+  const bad = await nanogpt(['report', d, '--interval', '1']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--interval only applies to --watch/);
 });
