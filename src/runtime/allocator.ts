@@ -12,7 +12,7 @@ import * as path from 'node:path';
 export const ALLOCATOR_ENV = 'NANOGPT_ALLOCATOR';
 /** Set in a process that was started again with tcmalloc, so that it never starts itself a second time. */
 const REEXEC_ENV = 'NANOGPT_REEXEC';
-const COMMANDS_THAT_COMPUTE = new Set(['train', 'sample', 'demo']);
+const COMMANDS_THAT_COMPUTE = new Set(['train', 'sample', 'serve', 'demo']);
 const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 function libDirs(): string[] {
