@@ -155,11 +155,10 @@ export async function runServe(s: ServeSettings): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   log(`listening on ${server.url} (loading the model…)`);
+  let model: import('../serve/model.js').ServedModel;
   try {
-    const model = await ServedModel.load(s.source, { maxBatch: s.maxBatch, bf16: s.bf16, threads: s.threads, log });
-    if (signalled) {
-      await model.close();
-    } else {
+    model = await ServedModel.load(s.source, { maxBatch: s.maxBatch, bf16: s.bf16, threads: s.threads, log });
+    if (!signalled) {
       server.serve(model);
       const i = model.info;
       log(`serving ${i.id} (${i.kind}: ${i.nLayer} layers, ${i.nEmbd} dims, context ${i.blockSize}, ${(i.parameters / 1e6).toFixed(2)}M parameters, ${i.threads} threads) at ${server.url}`);
@@ -169,6 +168,7 @@ export async function runServe(s: ServeSettings): Promise<number> {
     throw err;
   }
   await done;
+  await model.close();
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   log('stopped');

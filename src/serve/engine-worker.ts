@@ -47,7 +47,10 @@ async function main(): Promise<void> {
   let closing = false;
   port.on('message', (m: ToWorker) => {
     if (m.type === 'submit') scheduler.submit(m.id, m.params);
-    else if (m.type === 'cancel') scheduler.cancel(m.id);
+    else if (m.type === 'cancel') {
+      // Reported at once: with nothing left to step, no step report would tell the main thread the slot is free.
+      if (scheduler.cancel(m.id)) post({ type: 'state', active: scheduler.activeCount, waiting: scheduler.waitingCount });
+    }
     else closing = true;
     wake?.();
   });

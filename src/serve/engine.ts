@@ -105,8 +105,12 @@ export class Engine {
   }
 
   private onMessage(m: FromWorker): void {
-    if (m.type !== 'step') return;
     const s = this.stats;
+    if (m.type === 'state') {
+      s.active = m.active;
+      s.waiting = m.waiting;
+    }
+    if (m.type !== 'step') return;
     s.steps++;
     s.decodeRows += m.decodeRows;
     s.prefills += m.prefills;

@@ -35,6 +35,7 @@ export type FromWorker =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'load-error'; problem: string; fix: string | undefined; userError: boolean; stack: string | undefined }
   | ({ type: 'step'; active: number; waiting: number; ms: number } & StepReport)
+  | { type: 'state'; active: number; waiting: number }
   | { type: 'closed' };
 
 export type { FinishReason, SequenceParams };

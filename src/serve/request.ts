@@ -23,7 +23,7 @@ const MAX_STOPS = 4;
 /** OpenAI's default max_tokens for completions. */
 export const DEFAULT_MAX_TOKENS = 16;
 
-const bad = (param: string, message: string, code: string | null = null): ApiError => new ApiError(400, message, 'invalid_request_error', param, code);
+const bad = (param: string | null, message: string, code: string | null = null): ApiError => new ApiError(400, message, 'invalid_request_error', param, code);
 
 function typeName(v: unknown): string {
   if (v === null) return 'null';
@@ -39,7 +39,7 @@ function number(body: Record<string, unknown>, key: string, fallback: number, ch
 }
 
 export function parseCompletionRequest(raw: unknown, limits: RequestLimits): CompletionRequest {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('', `the request body must be a JSON object, got ${typeName(raw)}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(null, `the request body must be a JSON object, got ${typeName(raw)}`);
   const body = raw as Record<string, unknown>;
   const unknown = Object.keys(body).find((k) => !(FIELDS as readonly string[]).includes(k));
   if (unknown !== undefined) {

@@ -88,8 +88,8 @@ export class CompletionServer {
   }
 
   /**
-   * Stops accepting connections, lets in-flight requests finish for up to `graceMs`, cancels what is left, then
-   * frees the model. Resolves when everything is closed.
+   * Stops accepting connections, lets in-flight requests finish for up to `graceMs`, cancels what is left, and
+   * closes every connection. The model is the caller's: it stays loaded (close it after).
    */
   async shutdown(graceMs: number): Promise<void> {
     if (this.draining) return;
@@ -110,7 +110,6 @@ export class CompletionServer {
     }
     this.server.closeAllConnections();
     await closed;
-    await this.model?.close();
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
