@@ -57,6 +57,8 @@ Examples:
        -d '{"prompt": "Once upon a time", "max_tokens": 32, "stream": true}'
 `;
 
+export const SERVE_FLAGS = ['ckpt_path', 'init_from', 'host', 'port', 'api_key', 'max_tokens', 'max_batch', 'max_queue', 'max_body_bytes', 'grace_period', 'dtype', 'threads'] as const;
+
 export interface ServeSettings {
   source: { ckptPath: string } | { initFrom: string };
   host: string;
@@ -182,7 +184,7 @@ export const serveCommand: Command = {
   async run(argv) {
     const args = parseArgs(
       argv,
-      { values: ['ckpt_path', 'init_from', 'host', 'port', 'api_key', 'max_tokens', 'max_batch', 'max_queue', 'max_body_bytes', 'grace_period', 'dtype', 'threads'], booleans: [] },
+      { values: SERVE_FLAGS },
       'serve',
     );
     return runServe(parseServeArgs(args));
