@@ -135,7 +135,7 @@ export class CompletionServer {
     const method = req.method ?? 'GET';
     if (path === '/' || path === '/health' || path === '/metrics') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET');
-      if (path === '/') return send(res, 200, 'text/html; charset=utf-8', PLAYGROUND_HTML, { 'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'" });
+      if (path === '/') return send(res, 200, 'text/html; charset=utf-8', PLAYGROUND_HTML, { 'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:" });
       if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', this.metrics.render());
       const status = this.draining ? 'shutting_down' : this.model ? 'ok' : 'loading';
       return send(res, status === 'ok' ? 200 : 503, 'application/json', JSON.stringify({ status, ...(this.model ? { model: this.model.info.id } : {}) }));
