@@ -4,6 +4,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { ApiError } from './api-error.js';
 import { handleCompletion } from './completions-handler.js';
 import type { ServedModel } from './model.js';
@@ -49,6 +50,8 @@ export class CompletionServer {
     private readonly opts: ServerOptions,
   ) {
     this.apiKeyDigest = opts.apiKey === undefined ? undefined : sha256(opts.apiKey);
+    // Every request in flight listens for the shutdown signal; hundreds at once are normal, not a leak.
+    setMaxListeners(0, this.shutdownController.signal);
     const stats = () => this.model?.engine.stats;
     this.metrics.add(new Gauge('nanogpt_model_ready', '1 once the model is loaded and the server is not draining', () => (this.model && !this.draining ? 1 : 0)));
     this.metrics.add(new Gauge('nanogpt_queue_length', 'Sequences waiting for a batch slot', () => stats()?.waiting ?? 0));
