@@ -6,10 +6,11 @@
 // embeddings, LayerNorms, the QKV/output projections, the MLP and the LM head, nearly all of a step's FLOPs — on
 // all rows as one [B, 1, C] batch, and only attention row by row (each row reads its own cache up to its own
 // length; for one query token that is O(length · C), small next to the projections' O(C²)). A sequence can
-// therefore join or leave between any two steps at the cost of its own prefill.
+// therefore join or leave between any two steps at the cost of its prefill, which the same function runs (prompts
+// of equal length together).
 import * as torch from '../torch/index.js';
 import { causalAttention } from './attention.js';
-import { GPT, type KVCache } from './model.js';
+import type { GPT, KVCache } from './model.js';
 
 /** One sequence's keys and values: a batch-1 KVCache whose buffers hold `capacity` positions. */
 export interface RowCache extends KVCache {
@@ -34,66 +35,66 @@ function ids(tokens: readonly number[], shape: number[], device: string): torch.
 }
 
 /**
- * Runs `tokens` (the sequence from position cache.length on) through the model alone, filling its cache; returns
- * the logits of the last position, [1, 1, V]. Call inside noGrad, eval mode and the caller's scope.
+ * Runs T new tokens of each of B sequences through the model (rows[b] continues row b from position
+ * caches[b].length; every row has the same T), writing each row's keys and values into its own cache, and returns
+ * the next-token logits of each row's last position, [B, 1, V]. T = 1 is a decoding step; T = a prompt's length is
+ * its prefill (prompts of equal length prefill together). Every cache needs room for T more positions. Call
+ * inside noGrad, eval mode and the caller's scope (and autocast for bf16).
  */
-export function prefillRow(model: GPT, tokens: readonly number[], cache: RowCache): torch.Tensor {
-  if (cache.length + tokens.length > cache.capacity) throw new RangeError(`${cache.length + tokens.length} positions exceed the cache's ${cache.capacity}`);
-  const device = model.transformer.wte.weight.device;
-  return model.forward(ids(tokens, [1, tokens.length], device), null, cache).logits;
-}
-
-/**
- * One decoding step for B sequences: tokens[b] is row b's newest token, to be placed at position caches[b].length.
- * Writes each row's key and value into its own cache and returns the next-token logits, [B, 1, V]. Every cache
- * needs room for one more position. Call inside noGrad, eval mode and the caller's scope (and autocast for bf16).
- */
-export function decodeRows(model: GPT, tokens: readonly number[], caches: readonly RowCache[]): torch.Tensor {
-  const B = tokens.length;
-  if (caches.length !== B || B === 0) throw new RangeError(`decodeRows needs one cache per token, got ${B} tokens and ${caches.length} caches`);
-  for (const c of caches) if (c.length >= c.capacity) throw new RangeError(`a row cache is full (${c.capacity} positions)`);
+export function forwardRows(model: GPT, rows: readonly (readonly number[])[], caches: readonly RowCache[]): torch.Tensor {
+  const B = rows.length;
+  if (caches.length !== B || B === 0) throw new RangeError(`forwardRows needs one cache per row, got ${B} rows and ${caches.length} caches`);
+  const T = rows[0]!.length;
+  if (T === 0 || rows.some((r) => r.length !== T)) throw new RangeError('forwardRows needs rows of one non-zero length');
+  for (const c of caches) if (c.length + T > c.capacity) throw new RangeError(`${c.length + T} positions exceed a row cache of ${c.capacity}`);
   const { nHead: H, nEmbd: C } = model.config;
   const D = C / H;
   const device = model.transformer.wte.weight.device;
   const t = model.transformer;
-  const pos = ids(caches.map((c) => c.length), [B, 1], device);
-  let x = t.drop.forward(t.wte.forward(ids(tokens, [B, 1], device)).add(t.wpe.forward(pos)));
+  const pos = ids(caches.flatMap((c) => Array.from({ length: T }, (_, i) => c.length + i)), [B, T], device);
+  let x = t.drop.forward(t.wte.forward(ids(rows.flat(), [B, T], device)).add(t.wpe.forward(pos)));
   t.h.items.forEach((block, layer) => {
     // One scope per block, as GPT.forward: a block's intermediates are freed before the next block runs.
     const out = torch.scope(() => {
-      const qkv = block.attn.c_attn.forward(block.ln_1.forward(x)); // [B, 1, 3C]
-      const rows: torch.Tensor[] = [];
+      const qkv = block.attn.c_attn.forward(block.ln_1.forward(x)); // [B, T, 3C]
+      const ys: torch.Tensor[] = [];
       for (let b = 0; b < B; b++) {
         const cache = caches[b]!;
         const kv = cache.layers[layer]!;
-        const L = cache.length + 1;
-        const row = qkv.narrow(0, b, 1);
-        kv.k.narrow(1, cache.length, 1).copy_(row.narrow(2, C, C));
-        kv.v.narrow(1, cache.length, 1).copy_(row.narrow(2, 2 * C, C));
-        const q = row.narrow(2, 0, C);
-        const k = kv.k.narrow(1, 0, L);
-        const v = kv.v.narrow(1, 0, L);
-        rows.push(attendOne(q, k, v, H, D));
+        const L = cache.length + T;
+        const row = B === 1 ? qkv : qkv.narrow(0, b, 1);
+        kv.k.narrow(1, cache.length, T).copy_(row.narrow(2, C, C));
+        kv.v.narrow(1, cache.length, T).copy_(row.narrow(2, 2 * C, C));
+        ys.push(attendRow(row.narrow(2, 0, C), kv.k.narrow(1, 0, L), kv.v.narrow(1, 0, L), H, D));
       }
-      const h = x.add(block.attn.c_proj.forward(B === 1 ? rows[0]! : torch.cat(rows, 0)));
+      const h = x.add(block.attn.c_proj.forward(B === 1 ? ys[0]! : torch.cat(ys, 0)));
       return h.add(block.mlp.forward(block.ln_2.forward(h)));
     });
     x.dispose();
     x = out;
   });
-  for (const c of caches) c.length += 1;
-  return model.lm_head.forward(t.ln_f.forward(x));
+  for (const c of caches) c.length += T;
+  return model.lm_head.forward(t.ln_f.forward(T === 1 ? x : x.narrow(1, T - 1, 1)));
 }
 
-/** One query token against L keys of one row: q [1, 1, C], k and v [1, L, C] → [1, 1, C]. */
-function attendOne(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, H: number, D: number): torch.Tensor {
+/** One decoding step: tokens[b] is row b's newest token. See forwardRows. */
+export function decodeRows(model: GPT, tokens: readonly number[], caches: readonly RowCache[]): torch.Tensor {
+  return forwardRows(model, tokens.map((tok) => [tok]), caches);
+}
+
+/**
+ * T query positions of one row, the last T of its L cached ones: q [1, T, C], k and v [1, L, C] → [1, T, C]. Query i
+ * sees keys 0 … L − T + i (causal with the cached prefix before it).
+ */
+function attendRow(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, H: number, D: number): torch.Tensor {
+  const T = q.shape[1]!;
   const L = k.shape[1]!;
   const C = H * D;
   // The native kernel (the one GPT.forward uses with a cache) for CPU float32/bf16; the composite path elsewhere.
-  // With a single query at the last position, causal attention sees every key: no mask.
   if (q.device === 'cpu' && (q.dtype === 'float32' || q.dtype === 'bfloat16')) {
-    return torch.causalAttention(q.view(1, 1, H, D), k.view(1, L, H, D), v.view(1, L, H, D)).view(1, 1, C);
+    return torch.causalAttention(q.view(1, T, H, D), k.view(1, L, H, D), v.view(1, L, H, D)).view(1, T, C);
   }
   const heads = (t: torch.Tensor, len: number): torch.Tensor => t.reshape(1, len, H, D).transpose(1, 2);
-  return causalAttention(heads(q, 1), heads(k, L), heads(v, L), null, (w) => w).reshape(1, 1, C);
+  const mask = T === 1 ? null : torch.ones([T, L], { dtype: 'bool', device: q.device }).triu(L - T + 1);
+  return causalAttention(heads(q, T), heads(k, L), heads(v, L), mask, (w) => w).reshape(1, T, C);
 }

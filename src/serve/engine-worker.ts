@@ -46,7 +46,14 @@ async function main(): Promise<void> {
   let wake: (() => void) | undefined;
   let closing = false;
   port.on('message', (m: ToWorker) => {
-    if (m.type === 'submit') scheduler.submit(m.id, m.params);
+    if (m.type === 'submit') {
+      // The main thread validates requests; a bad one still fails alone rather than killing this thread.
+      try {
+        scheduler.submit(m.id, m.params);
+      } catch (err) {
+        post({ type: 'step', tokens: [], finished: [{ id: m.id, reason: 'error', error: (err as Error).message }], decodeRows: 0, prefills: 0, active: scheduler.activeCount, waiting: scheduler.waitingCount, ms: 0 });
+      }
+    }
     else if (m.type === 'cancel') {
       // Reported at once: with nothing left to step, no step report would tell the main thread the slot is free.
       if (scheduler.cancel(m.id)) post({ type: 'state', active: scheduler.activeCount, waiting: scheduler.waitingCount });

@@ -10,7 +10,7 @@ import * as torch from '../torch/index.js';
 import { EOT_TOKEN } from '../gpt/config.js';
 import type { GPT } from '../gpt/model.js';
 import { sampleRng, sampleRows } from '../gpt/generate.js';
-import { decodeRows, newRowCache, prefillRow, type RowCache } from '../gpt/row-decode.js';
+import { decodeRows, forwardRows, newRowCache, type RowCache } from '../gpt/row-decode.js';
 import type { SamplerRng } from '../util/rng.js';
 
 export interface SequenceParams {
@@ -110,8 +110,8 @@ export class BatchScheduler {
   }
 
   /**
-   * One step: waiting sequences join while there is room (each prefilled alone, its first token sampled), then every
-   * sequence already running advances by one token in one batched forward pass.
+   * One step: waiting sequences join while there is room (prefilled, equal-length prompts together, and their first
+   * token sampled), then every sequence already running advances by one token in one batched forward pass.
    */
   step(): StepReport {
     const report: StepReport = { tokens: [], finished: [], decodeRows: 0, prefills: 0 };
@@ -119,17 +119,22 @@ export class BatchScheduler {
     const running = [...this.active];
     try {
       torch.noGrad(() => {
-        while (this.active.length < this.opts.maxBatch && this.waiting.length > 0) {
-          const s = this.waiting.shift()!;
-          // Active from now on (so a failure below reports it), but it decodes only from the next step: `running`
-          // was taken before.
-          this.active.push(s);
-          const { promptTokens, maxTokens } = s.params;
-          // Room for the prompt and every token fed back (the last one sampled is never fed), up to block_size.
-          s.cache = newRowCache(this.model, Math.min(this.model.config.blockSize, promptTokens.length + maxTokens - 1 || 1), this.cacheDtype);
-          const [token] = torch.scope(() => this.sample(precision(() => prefillRow(this.model, promptTokens, s.cache!)), [s]));
-          report.prefills++;
-          this.accept(s, token!, report);
+        // Join: as many waiting sequences as there are free slots, prompts of equal length prefilled together.
+        const joining = this.waiting.splice(0, Math.max(0, this.opts.maxBatch - this.active.length));
+        // Active from now on (so a failure below reports them), but they decode only from the next step: `running`
+        // was taken before.
+        this.active.push(...joining);
+        const byLength = new Map<number, Sequence[]>();
+        for (const s of joining) byLength.set(s.params.promptTokens.length, [...(byLength.get(s.params.promptTokens.length) ?? []), s]);
+        for (const group of byLength.values()) {
+          for (const s of group) {
+            // Room for the prompt and every token fed back (the last one sampled is never fed), up to block_size.
+            const { promptTokens, maxTokens } = s.params;
+            s.cache = newRowCache(this.model, Math.min(this.model.config.blockSize, Math.max(1, promptTokens.length + maxTokens - 1)), this.cacheDtype);
+          }
+          const next = torch.scope(() => this.sample(precision(() => forwardRows(this.model, group.map((s) => s.params.promptTokens), group.map((s) => s.cache!))), group));
+          report.prefills += group.length;
+          group.forEach((s, i) => this.accept(s, next[i]!, report));
         }
         // Sequences at a full block_size window slide: the cache is rebuilt from the last block_size tokens (GPT-2's
         // positions are absolute), each step, as generateBatch does. Everyone else decodes together.
@@ -138,7 +143,7 @@ export class BatchScheduler {
         for (const s of sliding) {
           release(s);
           s.cache = newRowCache(this.model, this.model.config.blockSize, this.cacheDtype);
-          const [token] = torch.scope(() => this.sample(precision(() => prefillRow(this.model, s.context.slice(-this.model.config.blockSize), s.cache!)), [s]));
+          const [token] = torch.scope(() => this.sample(precision(() => forwardRows(this.model, [s.context.slice(-this.model.config.blockSize)], [s.cache!])), [s]));
           this.accept(s, token!, report);
         }
         if (batch.length > 0) {

@@ -140,7 +140,7 @@ export class CompletionServer {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, path, 'GET');
       if (path === '/') return send(res, 200, 'text/html; charset=utf-8', PLAYGROUND_HTML, { 'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:" });
       if (path === '/metrics') return send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', this.metrics.render());
-      const status = this.draining ? 'shutting_down' : this.model ? 'ok' : 'loading';
+      const status = this.draining ? 'shutting_down' : this.model?.engine.failure ? 'failed' : this.model ? 'ok' : 'loading';
       return send(res, status === 'ok' ? 200 : 503, 'application/json', JSON.stringify({ status, ...(this.model ? { model: this.model.info.id } : {}) }));
     }
     if (!path.startsWith('/v1/')) throw new ApiError(404, `no route ${path}: this server answers /v1/completions, /v1/models, /health, /metrics and /`, 'invalid_request_error', null, 'not_found');

@@ -17,22 +17,29 @@ test('sequences joining at different steps and leaving early get the tokens gene
       { promptTokens: prompt(9, 222), maxTokens: 5, temperature: 0.9, seed: 42, sampleIndex: 0 },
       { promptTokens: prompt(3, 3333), maxTokens: 9, temperature: 1.0, topP: 0.8, seed: 7, sampleIndex: 2 },
       { promptTokens: prompt(60, 44), maxTokens: 10, temperature: 0.7, seed: 3, sampleIndex: 1 }, // slides past block 64
+      { promptTokens: prompt(3, 555), maxTokens: 7, temperature: 0.9, seed: 8, sampleIndex: 0 }, // prefilled with 2
     ];
     const expected = seqs.map((s) => generate(model, s.promptTokens, { maxNewTokens: s.maxTokens, temperature: s.temperature, topP: s.topP, seed: s.seed, firstSample: s.sampleIndex, stopAtEot: true }));
     const before = torch.memory().tensors;
-    const sched = new BatchScheduler(model, { maxBatch: 3, bf16: false });
+    const sched = new BatchScheduler(model, { maxBatch: 4, bf16: false });
     const got = new Map<number, number[]>(seqs.map((_, i) => [i, []]));
     const finished = new Map<number, string>();
     let peak = 0;
     sched.submit(0, seqs[0]!);
     for (let step = 0; step < 200 && (sched.hasWork() || step < 4); step++) {
-      // Late arrivals: sequence 1 joins at step 2, 2 and 3 at step 3 (3 waits for a free slot: maxBatch 3).
+      // Late arrivals: 1 joins at step 2; 2 and 4 (equal prompt lengths: one batched prefill) at step 3, and 3 waits
+      // for a free slot (maxBatch 4).
       if (step === 2) sched.submit(1, seqs[1]!);
       if (step === 3) {
         sched.submit(2, seqs[2]!);
+        sched.submit(4, seqs[4]!);
         sched.submit(3, seqs[3]!);
       }
       const r = sched.step();
+      if (step === 3) {
+        assert.equal(r.prefills, 2, 'two sequences joined in one step');
+        assert.equal(sched.waitingCount, 1, 'the third waits for a slot');
+      }
       peak = Math.max(peak, r.decodeRows);
       for (const [id, t] of r.tokens) got.get(id)!.push(t);
       for (const f of r.finished) finished.set(f.id, f.reason);
