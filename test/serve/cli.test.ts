@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -56,6 +56,9 @@ test('bad flags are UserErrors naming the flag', () => {
 
 test('start-up mistakes exit 2 with the problem and the fix', async () => {
   assertUserError(['--ckpt_path', path.join(dir, 'missing.pt'), '--port', '0'], /no checkpoint at .*missing\.pt[\s\S]*fix:/);
+  // Found but unusable: the model thread's UserError reaches the command (exit 2, not a crash or a hang).
+  writeFileSync(path.join(dir, 'garbage.pt'), 'this is not a checkpoint at all, just some text');
+  assertUserError(['--ckpt_path', path.join(dir, 'garbage.pt'), '--port', '0'], /garbage\.pt/);
   const busy = net.createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   try {
