@@ -117,8 +117,17 @@ async function streamed(url: string, body: object, onFirstChunk: () => void): Pr
 
 test('SIGTERM: stops accepting, lets the request in flight finish, exits 0', async () => {
   const s = await serve(['--grace_period', '30', '--max_tokens', '5000']);
-  // Past the 64-token context (each later token a full-window forward): in flight for a while, done well within 30 s.
-  const run = streamed(s.url, { prompt: 'drain me', max_tokens: 150, temperature: 0.8, seed: 5 }, () => s.child.kill('SIGTERM'));
+  // Past the 64-token context (each later token a full-window forward): in flight for seconds, done well within 30 s.
+  let finished = false;
+  const run = streamed(s.url, { prompt: 'drain me', max_tokens: 500, temperature: 0.8, seed: 5 }, () => s.child.kill('SIGTERM')).finally(() => (finished = true));
+  // While it drains, the listening socket is closed: new connections are refused.
+  const end = Date.now() + 20_000;
+  while (!/SIGTERM: no longer accepting/.test(s.stderr())) {
+    assert.ok(Date.now() < end, 'the server logs the signal');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await assert.rejects(fetch(`${s.url}/health`, { signal: AbortSignal.timeout(5000) }), 'no new connections while draining');
+  assert.equal(finished, false, 'the request was still in flight when new connections were refused');
   const { events } = await run;
   assert.equal(events.at(-1), 'data: [DONE]', 'the request in flight ran to its end');
   const last = JSON.parse(events.at(-2)!.slice(6)) as { choices: { finish_reason: string }[] };
