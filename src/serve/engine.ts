@@ -88,7 +88,10 @@ export class Engine {
   /** Cancels everything and stops the model thread (waits up to `timeoutMs` for it to free the model). */
   close(timeoutMs = 5000): Promise<void> {
     this.closed ??= new Promise<void>((resolve) => {
+      // Whoever still waits on a sequence hears that it ended (a complete() in flight rejects instead of hanging).
+      const waiting = [...this.seqs.values()];
       this.seqs.clear();
+      for (const h of waiting) h.onFinish('error', 'the model was closed');
       if (this.dead) return resolve();
       const timer = setTimeout(() => void this.worker.terminate().then(() => resolve()), timeoutMs);
       this.worker.once('exit', () => {

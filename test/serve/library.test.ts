@@ -41,3 +41,10 @@ test("import { loadModel, complete } from 'nanogpt-ts': text, streamed pieces, s
   const pending = complete(model, 'x', { maxTokens: 60, signal: abort.signal, onText: () => abort.abort() });
   await assert.rejects(pending, /cancelled/);
 });
+
+test('closing the model while a completion runs rejects it instead of leaving it pending', async () => {
+  const other = await loadModel(path.join(dir, 'tiny.pt'), { threads: 1, log: () => {} });
+  const running = complete(other, 'x', { maxTokens: 10_000, onText: () => void other.close() });
+  await assert.rejects(running, /the model was closed/);
+  await other.close();
+});
