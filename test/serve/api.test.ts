@@ -239,3 +239,18 @@ test('with an API key: /v1/* needs the Bearer key; health and metrics do not', a
     await keyed.shutdown(1000);
   }
 });
+
+test('before the model is loaded: /health is 503 "loading" and /v1/* answers 503 with Retry-After', async () => {
+  const loading = await CompletionServer.listen({ host: '127.0.0.1', port: 0, maxTokens: 16, maxBatch: 1, maxQueue: 0, maxBodyBytes: 4096, maxSequencesPerRequest: 1 });
+  try {
+    const health = await fetch(`${loading.url}/health`);
+    assert.equal(health.status, 503);
+    assert.deepEqual(await health.json(), { status: 'loading' });
+    const r = await post(`${loading.url}/v1/completions`, { prompt: 'x' });
+    assert.equal(r.status, 503);
+    assert.equal(r.json.error.code, 'model_loading');
+    assert.equal(r.headers.get('retry-after'), '1');
+  } finally {
+    await loading.shutdown(1000);
+  }
+});
