@@ -48,7 +48,8 @@ Endpoints:
   GET  /                 the playground page
 
 Concurrent requests are decoded together (continuous batching): a finished sequence leaves the batch and a
-waiting one joins at the next step. A request with a seed gets the same text alone and under load.
+waiting one joins at the next step. A request with a seed gets the same text alone and under load (in fp32; in
+bf16, rounding that differs with the batch size can occasionally change a token).
 
 Examples:
   nanogpt serve --ckpt_path out/ckpt.pt
