@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.js')).trainCommand,
   launch: async () => (await import('./launch.js')).launchCommand,
   sample: async () => (await import('./sample.js')).sampleCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
   export: async () => (await import('./export.js')).exportCommand,
   report: async () => (await import('./report.js')).reportCommand,
 };

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 export const ALLOCATOR_ENV = 'NANOGPT_ALLOCATOR';
 /** Set in a process that was started again with tcmalloc, so that it never starts itself a second time. */
 const REEXEC_ENV = 'NANOGPT_REEXEC';
-const COMMANDS_THAT_COMPUTE = new Set(['train', 'sample', 'demo']);
+const COMMANDS_THAT_COMPUTE = new Set(['train', 'sample', 'serve', 'demo']);
 // Every signal a command treats as a request (the trainer: stop after this step), SIGUSR2 included: mpirun and
 // orted deliver the launcher's stop request as SIGUSR2 to the rank's process, which is this one.
 const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2'] as const;

@@ -38,7 +38,7 @@ test('nanogpt --help lists the commands in workflow order, each summary in one s
   const rows = [...r.stdout.matchAll(/^ {2}([a-z]+) +(.+)$/gm)].map((m) => ({ name: m[1]!, summary: m[2]! }));
   assert.deepEqual(
     rows.map((x) => x.name),
-    ['demo', 'prepare', 'download', 'train', 'launch', 'sample', 'export', 'report'],
+    ['demo', 'prepare', 'download', 'train', 'launch', 'sample', 'serve', 'export', 'report'],
   );
   for (const { name, summary } of rows) assert.match(summary, /^[a-z][^\n]*[^.]$/, `${name}: '${summary}'`);
 });
