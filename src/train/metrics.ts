@@ -7,6 +7,9 @@ import { openForWriteSync } from '../io/no-follow.js';
 import { TensorBoardLog } from '../report/tensorboard.js';
 import { writeReportSync } from '../report/write-report.js';
 
+/** The run's TensorBoard event files live in <out_dir>/tensorboard (tensorboard --logdir <out_dir> finds them). */
+export const TENSORBOARD_DIR = 'tensorboard';
+
 /** Seconds between reloads of report.html in a browser while the run goes (see HtmlOptions.refreshSeconds). */
 export const LIVE_REPORT_REFRESH_S = 30;
 
@@ -32,7 +35,7 @@ class RunViews {
     private readonly outDir: string,
     private readonly pngIntervalMs: number,
   ) {
-    this.tb = new TensorBoardLog(path.join(outDir, 'tensorboard'));
+    this.tb = new TensorBoardLog(path.join(outDir, TENSORBOARD_DIR));
   }
 
   update(record: Record<string, unknown>): void {

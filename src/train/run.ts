@@ -12,11 +12,12 @@ import { jobIdentity } from '../distributed/job.js';
 import { checkRanksAgree, sharedSettings } from './agreement.js';
 import { codeVersion } from './code-version.js';
 import { chooseThreads, exportThreadEnv } from '../runtime/threads.js';
-import { METRICS_FILE, REPORT_HTML, REPORT_PNG, writeReport } from '../report/write-report.js';
+import { BASELINES_FILE, METRICS_FILE, REPORT_HTML, REPORT_PNG, writeReport } from '../report/write-report.js';
 import { pathExists } from './checkpoint.js';
 import { DirLock } from '../io/dir-lock.js';
 import { removeStaleTemps } from '../io/atomic.js';
 import { localDataDir, probeRemoteOutputs } from './remote-paths.js';
+import { TENSORBOARD_DIR } from './metrics.js';
 
 export interface RunOptions {
   /** Start over: move the previous run's snapshot, best model, metrics and report aside instead of resuming. */
@@ -169,7 +170,7 @@ async function moveRunAside(config: TrainConfig, log: (line: string) => void): P
       throw new UserError(`--fresh cannot move ${remote} aside (it is in object storage)`, `delete or rename it yourself (aws s3 mv ${remote} ${remote}.old), or set another trainer_config path`);
     }
   }
-  const local = [...files.filter((f) => !f.startsWith('s3://')), ...[METRICS_FILE, REPORT_HTML, REPORT_PNG].map((f) => path.join(config.out_dir, f))];
+  const local = [...files.filter((f) => !f.startsWith('s3://')), ...[METRICS_FILE, REPORT_HTML, REPORT_PNG, TENSORBOARD_DIR, BASELINES_FILE].map((f) => path.join(config.out_dir, f))];
   const present = local.filter((f) => existsSync(f));
   if (present.length === 0) {
     log('--fresh: no previous run here; starting a new one');

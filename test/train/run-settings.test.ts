@@ -57,7 +57,7 @@ test('--fresh moves the previous run aside (never deletes it) and starts a new m
   const old = digestTree(out);
   const r = await nanogpt(tinyTrainArgs(data, out, ['--fresh', '--model.n_embd=64']));
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /--fresh: moved the previous run's snapshot\.pt, ckpt\.pt, metrics\.jsonl, report\.html, loss\.png to /);
+  assert.match(r.stderr, /--fresh: moved the previous run's snapshot\.pt, ckpt\.pt, metrics\.jsonl, report\.html, loss\.png, tensorboard to /);
   assert.match(r.stderr, /64 dims/);
   assert.doesNotMatch(r.stderr, /resuming/);
   const aside = readdirSync(out).filter((f) => f.startsWith('previous-'));
