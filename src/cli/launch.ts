@@ -10,7 +10,8 @@ import { DEFAULT_MASTER_PORT } from '../distributed/env.js';
 import { RUN_TOKEN_VAR } from '../distributed/job.js';
 import { baseEnv, freePort, localSpecs, portProblem, resolveCommand, supervise, type ProcSpec } from '../distributed/launch.js';
 import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, openMpiMajorVersion, readHostsFile, sshArgs } from '../distributed/hosts.js';
-import { chooseThreads, findTcmalloc, threadEnv, tooManyThreads } from '../runtime/threads.js';
+import { chooseThreads, findTcmalloc, physicalCores, threadEnv, tooManyThreads } from '../runtime/threads.js';
+import { plural } from '../util/format.js';
 import { tcmallocPreload, withPreload } from '../runtime/allocator.js';
 
 const help = `nanogpt launch — start the ranks of a distributed run
@@ -65,12 +66,33 @@ function nanogptVars(env: NodeJS.ProcessEnv): Record<string, string> {
   return out;
 }
 
+const LAUNCH_FLAGS = { values: ['nproc_per_node', 'hosts', 'master_addr', 'master_port', 'threads', 'timeout'], booleans: ['tcmalloc', 'dry_run'] };
+
+/**
+ * launch's own options; a train flag among them (`--config`, `--trainer_config.max_iters=…`) means the `--` that
+ * separates them from the rank's command is missing: the error shows the command line with it in place.
+ */
+function parseLaunchArgs(argv: string[]): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs(argv, LAUNCH_FLAGS, 'launch');
+  } catch (err) {
+    if (!(err instanceof UserError) || !/^unknown option/.test(err.problem) || argv.includes('--')) throw err;
+    const own = new Set([...LAUNCH_FLAGS.values, ...LAUNCH_FLAGS.booleans].map((f) => `--${f}`));
+    // The command starts at the first word that is neither one of launch's options nor the value of one.
+    let at = 0;
+    while (at < argv.length) {
+      const raw = argv[at]!.split('=')[0]!;
+      const name = raw.startsWith('--') ? `--${raw.slice(2).replace(/-/g, '_')}` : raw;
+      if (!own.has(name)) break;
+      at += argv[at]!.includes('=') || LAUNCH_FLAGS.booleans.includes(name.slice(2)) ? 1 : 2;
+    }
+    const fixed = [...argv.slice(0, at), '--', ...argv.slice(at)].join(' ');
+    throw new UserError(`${err.problem}: it belongs to the command the ranks run, which must follow --`, `write: nanogpt launch ${fixed}`);
+  }
+}
+
 async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(
-    argv,
-    { values: ['nproc_per_node', 'hosts', 'master_addr', 'master_port', 'threads', 'timeout'], booleans: ['tcmalloc', 'dry_run'] },
-    'launch',
-  );
+  const args = parseLaunchArgs(argv);
   if (args.positionals.length > 0) {
     throw new UserError(`unexpected argument '${args.positionals[0]}' before --`, `put the command each rank runs after --: nanogpt launch --nproc_per_node 2 -- ${args.positionals.join(' ')}`);
   }
@@ -106,6 +128,13 @@ async function run(argv: string[]): Promise<number> {
     if (tooMany !== null) throw new UserError(`--threads: ${tooMany}`, 'use at most the number of cores divided by --nproc_per_node (or leave --threads out)');
     const threads = chooseThreads(threadsFlag, nproc);
     Object.assign(extraEnv, threadEnv(threads));
+    const cores = physicalCores();
+    if (nproc > cores) {
+      say(
+        `warning: ${plural(nproc, 'rank')} on ${plural(cores, 'physical core')}: they take turns on the cores, so each step is slower ` +
+          `than with ${plural(cores, 'rank')} (the global batch grows with the ranks, not the speed); use --nproc_per_node ${cores} or fewer`,
+      );
+    }
     const masterAddr = masterAddrFlag ?? '127.0.0.1';
     const masterPort = masterPortFlag ?? (await freePort());
     specs = localSpecs({ nproc, command, masterAddr, masterPort, extraEnv });

@@ -1,5 +1,5 @@
 // Process-level wiring of a training run: rank discovery, the process group, signals, then the trainer.
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TrainConfig } from './config-schema.js';
@@ -18,6 +18,7 @@ import { DirLock } from '../io/dir-lock.js';
 import { removeStaleTemps } from '../io/atomic.js';
 import { localDataDir, probeRemoteOutputs } from './remote-paths.js';
 import { TENSORBOARD_DIR } from './metrics.js';
+import { plural } from '../util/format.js';
 
 export interface RunOptions {
   /** Start over: move the previous run's snapshot, best model, metrics and report aside instead of resuming. */
@@ -94,7 +95,12 @@ async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRan
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals += 1;
-    if (signals > 1) process.exit(128 + (os.constants.signals[sig] ?? 15));
+    if (signals > 1) {
+      // Quitting mid-step leaves the snapshot on disk as the last one written: say which, so the user knows what
+      // the same command will resume from.
+      if (info.rank === 0) log(`${sig} again: quitting now without a new snapshot; ${lastSnapshotNote(config)}`);
+      process.exit(128 + (os.constants.signals[sig] ?? 15));
+    }
     if (sig === 'SIGHUP') ignoreClosedOutput();
     log(`${sig}: stopping after this step (again to quit now)`);
     controller.abort();
@@ -125,6 +131,18 @@ async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRan
  */
 function ignoreClosedOutput(): void {
   for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
+}
+
+/** Where the run would resume from now: the snapshot file and when it was written, or that there is none. */
+export function lastSnapshotNote(config: TrainConfig, now = Date.now()): string {
+  const file = resolveRunPath(config.out_dir, config.trainer_config.snapshot_path);
+  if (file.startsWith('s3://')) return `the same command resumes from the last snapshot in ${file}, if one was written`;
+  try {
+    const minutes = Math.max(0, Math.round((now - statSync(file).mtimeMs) / 60_000));
+    return `the same command resumes from the last snapshot, ${file} (written ${minutes === 0 ? 'less than a minute' : plural(minutes, 'minute')} ago)`;
+  } catch {
+    return `no snapshot was written yet (${file}): the same command starts over`;
+  }
 }
 
 /**

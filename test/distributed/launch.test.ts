@@ -9,6 +9,7 @@ import { runNode, type ChildResult } from '../helpers/children.js';
 import { LineSplitter, pickCulprit, prefixLine, rewriteMpiLine, watchMpiReport, watchPeerReport, type MpiReport } from '../../src/distributed/launch.js';
 import { PEER_LOST_EXIT } from '../../src/util/errors.js';
 import { parseOpenMpiMajor } from '../../src/distributed/hosts.js';
+import { physicalCores } from '../../src/runtime/threads.js';
 
 const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 const worker = fileURLToPath(new URL('./rank-worker.js', import.meta.url));
@@ -209,6 +210,9 @@ test('bad usage exits 2 with a message that says what to do', async () => {
     [['--nproc_per_node', '2', '--', 'Bad!'], /neither a nanogpt subcommand nor a \.js script/],
     [['--nproc_per_node', '2', '--', 'launch'], /cannot launch itself/],
     [['--nprocs', '2', '--', worker], /unknown option --nprocs/],
+    // A train flag where launch's options are: the fix is the same command line with -- in place.
+    [['--nproc_per_node', '2', 'train', '--config', 'x.yaml'], /unknown option --config .*must follow --\n\s+fix: write: nanogpt launch --nproc_per_node 2 -- train --config x\.yaml$/m],
+    [['--nproc-per-node=2', '--tcmalloc', '--trainer_config.max_iters=5'], /fix: write: nanogpt launch --nproc-per-node=2 --tcmalloc -- --trainer_config\.max_iters=5$/m],
     [['--master_port', '99999', '--', worker], /--master_port must be <= 65535/],
   ];
   const hostsBad = path.join(tmp, 'hosts-bad');
@@ -220,6 +224,15 @@ test('bad usage exits 2 with a message that says what to do', async () => {
     assert.match(r.stderr, /^error: /, args.join(' '));
     assert.match(r.stderr, match, args.join(' '));
   }
+});
+
+test('more local ranks than physical cores is a warning that says what it costs and what to use', async () => {
+  const cores = physicalCores();
+  const over = await launch(['--nproc_per_node', String(cores + 1), '--dry_run', '--', worker], {}, 20_000);
+  assert.equal(over.code, 0, over.stderr);
+  assert.match(over.stderr, new RegExp(`warning: ${cores + 1} ranks on ${cores} physical cores?: .*use --nproc_per_node ${cores} or fewer`));
+  const fits = await launch(['--nproc_per_node', String(cores), '--dry_run', '--', worker], {}, 20_000);
+  assert.doesNotMatch(fits.stderr, /warning: .* ranks on/);
 });
 
 test('--tcmalloc preloads tcmalloc, or says which package to install', async () => {

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { writePatternCorpus } from '../helpers/corpus.js';
 import { assertUserError, nanogpt, startNanogpt, tinyTrainArgs } from '../helpers/nanogpt-cli.js';
 import { freePort } from '../helpers/ports.js';
+import { PEER_LOST_EXIT } from '../../src/util/errors.js';
 
 const data = writePatternCorpus({ seed: 41 });
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-rdv-'));
@@ -88,7 +89,7 @@ test('a rank that hangs (SIGSTOP) ends the other within distributed.timeout_s + 
     const stopped = Date.now();
     const code = await r0.exited;
     const took = (Date.now() - stopped) / 1000;
-    assert.equal(code, 2, r0.output());
+    assert.equal(code, PEER_LOST_EXIT, r0.output());
     assert.match(r0.output(), /rank 1 did not respond/);
     // The documented bound (README, docs/distributed.md): timeout_s after it started waiting, + 1 s to finish the step
     // in progress and leave the process.

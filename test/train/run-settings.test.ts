@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writePatternCorpus } from '../helpers/corpus.js';
-import { assertUserError, digestTree, nanogpt, tinyTrainArgs } from '../helpers/nanogpt-cli.js';
+import { assertUserError, digestTree, nanogpt, startNanogpt, tinyTrainArgs } from '../helpers/nanogpt-cli.js';
 import { checkResume, describeChanges } from '../../src/train/resume-check.js';
 import { loadConfig } from '../../src/train/config.js';
 
@@ -119,4 +119,19 @@ test('a run always leaves a usable model: the step-0 evaluation counts as the fi
   assert.ok(existsSync(path.join(out, 'ckpt.pt')));
   const saves = r.stderr.match(/saved best model/g)!.length;
   if (saves === 1) assert.match(r.stderr, /validation loss never improved on step 0's \d+\.\d+: .*ckpt\.pt holds the starting weights/);
+});
+
+test('a second Ctrl-C quits at once and says which snapshot the same command resumes from', async () => {
+  const out = await trained('double-ctrl-c');
+  // Long evaluations (every step, 400 batches per split): both signals land inside one, 300 ms apart (two signals
+  // sent back to back would merge into one in the kernel).
+  const run = startNanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_iters=100000', '--trainer_config.lr_decay_iters=100000', '--trainer_config.eval_iters=400']));
+  const deadline = Date.now() + 60_000;
+  while (!/^iter \d+\//m.test(run.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  run.child.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 300));
+  run.child.kill('SIGINT');
+  const code = await run.exited;
+  assert.equal(code, 130, run.output());
+  assert.match(run.output(), new RegExp(`SIGINT again: quitting now without a new snapshot; the same command resumes from the last snapshot, ${out}/snapshot\\.pt \\(written (less than a minute|\\d+ minutes?) ago\\)`));
 });
