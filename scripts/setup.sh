@@ -111,14 +111,15 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   touch node_modules/.package-lock.json
 fi
 
-# ---- native addon (rebuilt when its sources, binding.gyp or LIBTORCH changed)
+# ---- native addon (rebuilt when its sources, binding.gyp or the libtorch it builds against changed)
+# Compared by content, not modification times: a fresh clone, a `git checkout` or the copy into the Debian 13 root
+# gives the same sources new times, and a rebuild costs minutes on two cores.
 addon=build/Release/nanogpt_torch.node
-stamp=build/.libtorch
-want="${LIBTORCH:-system}"
+stamp=build/.sources
+libtorch_id="${LIBTORCH:-system libtorch-dev $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || true)}"
+want="$libtorch_id $(cat native/* binding.gyp scripts/torch-paths.mjs | sha256sum | cut -d' ' -f1)"
 rebuild=0
-if [[ ! -f $addon || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then rebuild=1
-elif [[ -n "$(find native binding.gyp scripts/torch-paths.mjs -newer "$addon" -print -quit)" ]]; then rebuild=1
-fi
+if [[ ! -f $addon || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then rebuild=1; fi
 if ((rebuild)); then
   say "building the libtorch addon ($(node scripts/torch-paths.mjs describe | tr -d '\n'))"
   gyp_args=(rebuild --jobs max)
