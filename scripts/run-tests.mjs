@@ -21,8 +21,13 @@ function find(dir) {
 // tsc never deletes output: a test compiled from a file since renamed or removed would still run. Only files
 // whose TypeScript source exists count.
 const hasSource = (f) => existsSync(path.join(root, path.relative(path.join(root, 'dist'), f)).replace(/\.js$/, '.ts'));
-const filters = process.argv.slice(2);
-const files = find(testDir).filter((f) => hasSource(f) && (filters.length === 0 || filters.some((s) => f.includes(s))));
+// Arguments: substrings a test file's path must contain (any of them); `--skip=SUBSTRING` leaves matching files out.
+const args = process.argv.slice(2);
+const filters = args.filter((a) => !a.startsWith('--skip='));
+const skips = args.filter((a) => a.startsWith('--skip=')).map((a) => a.slice('--skip='.length));
+const rel = (f) => path.relative(testDir, f);
+const files = find(testDir).filter((f) => hasSource(f) && (filters.length === 0 || filters.some((s) => f.includes(s))) && !skips.some((s) => rel(f).includes(s)));
+if (skips.length) console.log(`# skipped here: test files under ${skips.join(', ')}`);
 if (files.length === 0) {
   console.error(`no test files found under ${testDir}${filters.length ? ` matching ${filters.join(', ')}` : ''}; run npm run setup first`);
   process.exit(1);

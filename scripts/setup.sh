@@ -105,10 +105,12 @@ if ((${#missing[@]})); then
 fi
 
 # ---- npm packages from the lockfile
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+# Keyed by the lockfile's content (not its modification time, which every fresh clone or copy renews).
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f node_modules/.nanogpt-lock || "$(cat node_modules/.nanogpt-lock)" != "$lock_hash" ]]; then
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
-  touch node_modules/.package-lock.json
+  echo "$lock_hash" >node_modules/.nanogpt-lock
 fi
 
 # ---- native addon (rebuilt when its sources, binding.gyp or the libtorch it builds against changed)
