@@ -152,10 +152,10 @@ case "${1:-test}" in
     say "running setup and the test suite on Debian 13 ($(in_root cat /etc/debian_version), node $(in_root node --version))"
     # The same two steps as the README's test command, inside the root.
     # This pass exists for what differs on Debian 13: libtorch 2.6, Gloo, Open MPI 5, Node 20.19, its packages.
-    # Pure JavaScript suites (the tokenizer and prepare pipeline, docs checks, formatting helpers) run identically
-    # in the host pass and are left out here to keep npm test within its time budget.
-    SKIP_HERE='--skip=data/ --skip=docs/ --skip=util/'
-    say "not rerun on Debian 13 (pure JavaScript, run by the host pass): test/data/, test/docs/, test/util/"
+    # Suites without libtorch (the tokenizer and prepare pipeline, docs checks, formatting helpers, the report page)
+    # run in the host pass and are left out here to keep npm test within its time budget.
+    SKIP_HERE='--skip=data/ --skip=docs/ --skip=util/ --skip=report/'
+    say "not rerun on Debian 13 (no libtorch in them; run by the host pass): test/data/, test/docs/, test/util/, test/report/"
     # NANOGPT_IN_DEBIAN13_ROOT: tests that only the host pass runs say so when they skip (the ssh cluster's; set
     # NANOGPT_SSH_CLUSTER=on to run them here too).
     in_root /bin/bash -c "cd /build/nanogpt-ts && bash scripts/setup.sh --test && NANOGPT_DEBIAN13=off NANOGPT_IN_DEBIAN13_ROOT=1 NANOGPT_SSH_CLUSTER=${NANOGPT_SSH_CLUSTER:-} NANOGPT_FUZZ_EVERY=8 node scripts/run-tests.mjs $SKIP_HERE"

@@ -79,5 +79,9 @@ export async function runCli(argv: string[]): Promise<void> {
       process.stderr.write(`internal error (a bug in nanogpt-ts; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
       process.exitCode = 1;
     }
+    // A native call that never returns (a libtorch rendezvous stuck on a silent peer) would keep the process alive
+    // after the error was reported; it may not outlive the message by more than a moment. (Unreferenced: a process
+    // with nothing left to do exits at once, as before.)
+    setTimeout(() => process.exit(), 2000).unref();
   }
 }

@@ -17,6 +17,10 @@ function load(): NativeBinding {
   if (!existsSync(file)) {
     throw new UserError(`the libtorch addon is not built (${file} is missing)`, 'run `npm run setup` (installs libtorch and builds the addon)');
   }
+  // libtorch's own log lines (c10d's connection retries in 2.x print a C++ backtrace, at WARNING and at ERROR)
+  // would bury the one message we print for the same failure: only FATAL ones show by default. Applied when the
+  // addon loads (c10::initLogging in native/addon.cc); a user's own TORCH_CPP_LOG_LEVEL (e.g. INFO) wins.
+  process.env.TORCH_CPP_LOG_LEVEL ??= 'FATAL';
   const require = createRequire(import.meta.url);
   try {
     return require(file) as NativeBinding;

@@ -26,11 +26,13 @@ const rankEnv = (rank: number, port: number, extra: NodeJS.ProcessEnv = {}): Nod
 });
 
 test('rendezvous failures exit 2 naming the address, the port, the time waited and what to check', async () => {
-  const refusedPort = await freePort();
   // Accepts connections and never answers: a rank 0 that is stuck, or another program on the port.
   const silent = net.createServer(() => undefined);
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   const silentPort = (silent.address() as net.AddressInfo).port;
+  // A port nobody listens on (the kernel may hand out the one freePort just closed again, so not the silent one).
+  let refusedPort = await freePort();
+  while (refusedPort === silentPort) refusedPort = await freePort();
   const out = (name: string): string => path.join(tmp, name);
   try {
     const [refused, unresolvable, stuck] = await Promise.all([

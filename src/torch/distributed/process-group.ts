@@ -51,6 +51,34 @@ export function splitTimeout(totalMs: number): { collectiveMs: number; diagnosis
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Beyond the store's own timeout, how long a connect may take before the rank gives up on it regardless. */
+const STORE_DEADLINE_SLACK_MS = 3000;
+
+/**
+ * `work`, or a rejection with `timeoutError()` after `ms`. Work that settles after the deadline is handed to
+ * `cleanup` (a native handle nobody will use). The native call itself cannot be cancelled; the CLI exits anyway.
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, cleanup: (late: T) => void, timeoutError: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      reject(timeoutError());
+    }, ms);
+    work.then(
+      (v) => {
+        clearTimeout(timer);
+        if (expired) cleanup(v);
+        else resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!expired) reject(err);
+      },
+    );
+  });
+}
+
 function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -113,7 +141,12 @@ export class ProcessGroup {
     const started = Date.now();
     let handle: Handle;
     try {
-      handle = (await native.storeConnect({ rank, worldSize, masterAddr, masterPort, timeoutMs: collectiveMs, bindAddr: found.storeBind })) as Handle;
+      // libtorch 2.x's client waits without end for the first answer of a peer that accepted the connection (a
+      // stuck rank 0, another program on the port): the rendezvous gets a deadline of its own here.
+      const connecting = native.storeConnect({ rank, worldSize, masterAddr, masterPort, timeoutMs: collectiveMs, bindAddr: found.storeBind }) as Promise<Handle>;
+      handle = await withDeadline(connecting, collectiveMs + STORE_DEADLINE_SLACK_MS, (late) => void native.pgDestroy(late).catch(() => undefined), () =>
+        new Error(`no answer within ${((collectiveMs + STORE_DEADLINE_SLACK_MS) / 1000).toFixed(1)} s from what accepted the connection`),
+      );
     } catch (err) {
       const cause = (err as Error).message;
       if (rank === 0) {
