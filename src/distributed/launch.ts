@@ -371,7 +371,11 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
           const lostNote = mpiFailure.lostHost ? ` (its ssh connection to ${mpiFailure.lostHost} timed out: that host stopped answering — a network cut, or the machine is down)` : '';
           log(`failed: mpirun ${describeEnd(code, sig)}${mpiCulprit}${lostNote}`);
         }
-        else if (code === PEER_LOST_EXIT && reportedGone.size > 0) log(`failed: ${ranksText([...reportedGone])} stopped answering (reported by the ranks that exited with code ${PEER_LOST_EXIT}); all ranks stopped`);
+        // The rank picked only lost a peer, or its ssh ended (255) or was stopped by us in the teardown, while the
+        // survivors name another rank as gone (a cut link, a frozen host): that one is the rank to name.
+        else if (reportedGone.size > 0 && rank !== null && !reportedGone.has(rank) && (code === PEER_LOST_EXIT || code === SSH_FAILED_EXIT || culprit.ours)) {
+          log(`failed: ${ranksText([...reportedGone])} stopped answering (reported by the ranks that exited with code ${PEER_LOST_EXIT}); all ranks stopped`);
+        }
         else if (code === PEER_LOST_EXIT) log(`failed: ${who(rank)} lost a peer (${describeEnd(code, sig)}; no rank reported a failure of its own); all ranks stopped`);
         else log(`failed: ${who(rank)} ${describeEnd(code, sig)}${lostNote}; all ranks stopped`);
         resolve({ exitCode: exitCodeOf(code, sig), failure: { rank, code, signal: sig }, interrupted });
