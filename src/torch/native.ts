@@ -42,3 +42,12 @@ export const native: NativeBinding = new Proxy({} as NativeBinding, {
     return binding[name as string];
   },
 });
+
+/**
+ * Ends the process with `code` without waiting for libuv's worker threads, when libtorch was loaded (a native call
+ * may be stuck in one of them); otherwise process.exit. For the last moment of a failed command only.
+ */
+export function exitNow(code: number): never {
+  if (binding) binding.hardExit!(code);
+  process.exit(code);
+}
