@@ -1,8 +1,6 @@
 // `nanogpt launch`: start the ranks of a distributed run — N on this machine (like torchrun), or across the
 // machines of a hosts file through mpirun (else ssh), as the original tutorial did by hand.
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants } from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import { UserError } from '../util/errors.js';
@@ -12,6 +10,7 @@ import { baseEnv, freePort, localSpecs, portProblem, resolveCommand, supervise, 
 import { formatCommand, isThisMachine, masterAddressFor, mpirunArgs, openMpiMajorVersion, readHostsFile, sshArgs } from '../distributed/hosts.js';
 import { chooseThreads, findTcmalloc, physicalCores, threadEnv, tooManyThreads } from '../runtime/threads.js';
 import { plural } from '../util/format.js';
+import { findOnPath } from '../util/which.js';
 import { tcmallocPreload, withPreload } from '../runtime/allocator.js';
 
 const help = `nanogpt launch — start the ranks of a distributed run
@@ -44,20 +43,6 @@ Examples:
   nanogpt launch --nproc_per_node 2 -- train --config config.yaml
   nanogpt launch --hosts ~/hosts --threads 8 --tcmalloc -- train --config config.yaml
 `;
-
-function which(program: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const p = path.join(dir, program);
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
 
 /** NANOGPT_* settings of this shell, so remote ranks (which do not inherit our environment) see them too. */
 function nanogptVars(env: NodeJS.ProcessEnv): Record<string, string> {
@@ -157,7 +142,7 @@ async function run(argv: string[]): Promise<number> {
     if (threadsFlag !== undefined) Object.assign(extraEnv, threadEnv(threadsFlag));
     const shared = { ...nanogptVars(process.env), ...extraEnv, MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort) };
     const cwd = process.cwd();
-    const mpirun = which('mpirun');
+    const mpirun = findOnPath('mpirun');
     if (mpirun) {
       const openMpiMajor = openMpiMajorVersion(mpirun);
       const argvMpi = mpirunArgs({ hosts, perHost, command, env: shared, asRoot: process.getuid?.() === 0, cwd, openMpiMajor });
@@ -170,7 +155,7 @@ async function run(argv: string[]): Promise<number> {
       specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared }, openMpiMajor }];
     } else {
       // No Open MPI: one ssh per remote rank (torchrun-style variables), ranks on this machine started directly.
-      if (hosts.some((h) => !isThisMachine(h.host)) && !which('ssh')) {
+      if (hosts.some((h) => !isThisMachine(h.host)) && !findOnPath('ssh')) {
         throw new UserError('--hosts needs mpirun or ssh to start ranks on other machines, and neither is on PATH', 'install Open MPI (sudo apt-get install openmpi-bin) or an ssh client');
       }
       specs = [];

@@ -12,11 +12,12 @@
 // on an AWS-default-VPC-style subnet 172.31.x.0/24 that exists only inside the namespaces. The filesystem is
 // shared by all of them: it stands in for NFS, so data, the install and out_dir are at the same path everywhere.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, constants as fsConstants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ChildResult } from './children.js';
 import { createCluster, destroyCluster, ip, netnsPrefix, netnsUnavailable, waitConnected, type NetnsCluster, type NetnsHost } from './netns.js';
+import { findOnPath } from '../../src/util/which.js';
 
 export interface SshNode extends NetnsHost {
   /** Its hostname, as in the hosts file (node0, node1, …). */
@@ -47,17 +48,7 @@ const SBIN = ['/usr/sbin', '/sbin', '/usr/local/sbin'];
 
 /** The absolute path of a program on PATH (or the sbin directories, which a test's PATH may lack), or undefined. */
 export function findProgram(program: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(path.delimiter), ...SBIN]) {
-    if (!dir) continue;
-    const p = path.join(dir, program);
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
+  return findOnPath(program, process.env, SBIN);
 }
 
 const TOOLS: Record<string, string> = {
