@@ -372,8 +372,8 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
           log(`failed: mpirun ${describeEnd(code, sig)}${mpiCulprit}${lostNote}`);
         }
         // The rank picked only lost a peer, or its ssh ended (255) or was stopped by us in the teardown, while the
-        // survivors name another rank as gone (a cut link, a frozen host): that one is the rank to name.
-        else if (reportedGone.size > 0 && rank !== null && !reportedGone.has(rank) && (code === PEER_LOST_EXIT || code === SSH_FAILED_EXIT || culprit.ours)) {
+        // survivors name a rank as gone (a cut link, a frozen host): the ranks they name are the ones to blame.
+        else if (reportedGone.size > 0 && rank !== null && (code === PEER_LOST_EXIT || code === SSH_FAILED_EXIT || culprit.ours)) {
           log(`failed: ${ranksText([...reportedGone])} stopped answering (reported by the ranks that exited with code ${PEER_LOST_EXIT}); all ranks stopped`);
         }
         else if (code === PEER_LOST_EXIT) log(`failed: ${who(rank)} lost a peer (${describeEnd(code, sig)}; no rank reported a failure of its own); all ranks stopped`);
@@ -414,8 +414,16 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
             }
           : spec.interruptViaStdin
             ? // The remote terminal echoes the Ctrl-C we wrote as "^C" in front of the rank's next line.
-              (line: string) => (line.startsWith('^C') && line.length > 2 ? [prefixLine(spec.rank!, line.slice(2))] : line === '^C' ? [] : [prefixLine(spec.rank!, line)])
-            : (line: string) => [prefixLine(spec.rank!, line)];
+              (line: string) => {
+                watchPeerReport(line, reportedGone);
+                return line.startsWith('^C') && line.length > 2 ? [prefixLine(spec.rank!, line.slice(2))] : line === '^C' ? [] : [prefixLine(spec.rank!, line)];
+              }
+            : (line: string) => {
+                // A local rank's report matters as much as one through mpirun: when it exits first, the ranks the
+                // teardown stops end badly too, and only this line says which rank was really gone.
+                watchPeerReport(line, reportedGone);
+                return [prefixLine(spec.rank!, line)];
+              };
       const outs = [pipeLines(child.stdout!, stdout, rewrite), pipeLines(child.stderr!, stderr, rewrite)];
 
       let ended = false;
@@ -434,7 +442,11 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         if (code === INTERRUPTED_EXIT && !spawnError) stopped.push(spec.rank);
         const bad = spawnError !== undefined || (code !== 0 && code !== INTERRUPTED_EXIT);
         if (bad && spec.interruptViaStdin && code === SSH_FAILED_EXIT) {
-          log(`${who(spec.rank)}: ssh exited with ${SSH_FAILED_EXIT}: the connection failed or was lost, or the remote rank was killed by a signal`);
+          log(
+            entry.signalled
+              ? `${who(spec.rank)}: ssh exited with ${SSH_FAILED_EXIT} after the launcher stopped it`
+              : `${who(spec.rank)}: ssh exited with ${SSH_FAILED_EXIT}: the connection failed or was lost, or the remote rank was killed by a signal`,
+          );
         }
         if (bad) {
           failures.push({ rank: spec.rank, code: spawnError ? 127 : code, signal: sig, ours: entry.signalled });

@@ -29,6 +29,16 @@ if (scenario === 'allreduce') {
   }
   if (process.env.IGNORE_TERM) process.on('SIGTERM', () => say('ignoring SIGTERM'));
   await forever();
+} else if (scenario === 'peer-lost') {
+  // A rank whose collective found GONE_RANK missing, as the trainer words it (exit PEER_LOST_EXIT); the others,
+  // GONE_RANK included, keep running until the launcher's teardown ends them.
+  say(`pid=${process.pid}`);
+  if (info.rank === 0) {
+    await new Promise((r) => setTimeout(r, 300));
+    process.stderr.write(`error: rank 0: allreduce(avg) #37 failed: rank ${process.env.GONE_RANK} did not respond (exited, crashed or hung)\n`);
+    process.exit(3);
+  }
+  await forever();
 } else if (scenario === 'signal') {
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGUSR2'] as const) {
     process.on(sig, () => {
