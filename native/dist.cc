@@ -14,12 +14,15 @@
 
 #include <chrono>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <stdexcept>
 
+#include <dirent.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -346,10 +349,51 @@ Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
       [out](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(*out)); });
 }
 
+// confineListener(port, device) → how many of this process's listening TCP sockets on `port` are now bound to the
+// network device `device` (SO_BINDTODEVICE). libtorch before 2.4 gives its TCPStore server neither a bind address
+// nor a way to hand it a socket, so it listens on every address; for a store the ranks dial on loopback, rank 0
+// confines that socket once it exists: a listening socket bound to a device only matches connections that arrive
+// through it, so other machines are refused. Found by scanning /proc/self/fd, since libtorch does not expose the fd.
+// Throws with the errno text when the kernel refuses (Linux before 5.7 needs CAP_NET_RAW for it).
+Napi::Value ConfineListener(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t port = Int(info, 0);
+  std::string device = Str(info, 1);
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) throw Napi::Error::New(env, std::string("cannot list /proc/self/fd: ") + std::strerror(errno));
+  int confined = 0;
+  int failure = 0;
+  while (dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == dirfd(dir)) continue;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) continue;
+    sockaddr_storage local{};
+    socklen_t localLen = sizeof local;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &localLen) != 0) continue;
+    int localPort = local.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port)
+                    : local.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port)
+                                                  : -1;
+    if (localPort != port) continue;
+    if (setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(), static_cast<socklen_t>(device.size())) != 0) {
+      failure = errno;
+      break;
+    }
+    confined++;
+  }
+  closedir(dir);
+  if (failure != 0) throw Napi::Error::New(env, "SO_BINDTODEVICE " + device + ": " + std::strerror(failure));
+  return Napi::Number::New(env, confined);
+}
+
 }  // namespace
 
 void InitDist(Napi::Env env, Napi::Object exports) {
-  (void)env;
+  // true where storeConnect binds rank 0's listening socket itself (bindAddr); else see confineListener.
+  exports.Set("storeBindsListener", Napi::Boolean::New(env, NTS_TORCH_AT_LEAST(2, 4)));
+  NTS_EXPORT(exports, "confineListener", ConfineListener);
   NTS_EXPORT(exports, "storeConnect", StoreConnect);
   NTS_EXPORT(exports, "pgConnect", PgConnect);
   NTS_EXPORT(exports, "pgAllreduce", PgAllreduce);

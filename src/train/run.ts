@@ -78,7 +78,7 @@ async function runRanks(config: TrainConfig, info: ReturnType<typeof discoverRan
     try {
       const addresses = await checkRanksAgree(pg, sharedSettings(config, codeVersion()));
       if (info.rank === 0) {
-        log(`rendezvous at ${info.masterAddr}:${info.masterPort}: ${info.worldSize} ranks agree on the settings; Gloo addresses ${addresses.map((a, r) => `${r}=${a}`).join(' ')} (rank 0: ${pg.address.why})`);
+        log(`rendezvous at ${info.masterAddr}:${info.masterPort}: ${info.worldSize} ranks agree on the settings; Gloo addresses ${addresses.map((a, r) => `${r}=${a}`).join(' ')} (rank 0: ${pg.address.why}); the rendezvous store ${pg.storeListens}`);
       }
     } catch (err) {
       await pg.destroy();

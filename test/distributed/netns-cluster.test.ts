@@ -85,6 +85,9 @@ test("a 3-host 'cluster' made of network namespaces joined by veth, each host wi
     const sums = results.map((r, k) => /parameter checksum at iteration \d+: (\S+)/.exec(r.stderr)?.[1] ?? `(rank ${k} logged no checksum)`);
     assert.ok(sums.every((s) => s === sums[0]), `checksums differ: ${sums.join(' / ')}`);
     assert.match(results[0]!.stderr, /world 3 \(1 per host\)/);
+    // MASTER_ADDR is h0's own address: libtorch 2.4+ binds the store there; 1.13 can only say that it cannot.
+    const escaped = h0.ip.replaceAll('.', '\\.');
+    assert.match(results[0]!.stderr, new RegExp(`the rendezvous store (listens on ${escaped} only|listens on every address \\(libtorch 1\\.13 cannot bind it)`));
 
     // Rank 0 alone writes checkpoints: only h0's output directory has one.
     assert.ok(existsSync(path.join(outs[0]!, 'ckpt.pt')), 'rank 0 wrote no checkpoint');
@@ -112,6 +115,66 @@ test("a 3-host 'cluster' made of network namespaces joined by veth, each host wi
   } finally {
     destroyCluster(prefix);
     for (const o of outs) rmSync(o, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+// Run inside a host: one TCP connection attempt per `host:port` argument, retried until the deadline while refused
+// when `wait` is set (the listener may not exist yet); prints a JSON map of address → 'connected' | error code.
+const CONNECT = `
+const net = require('node:net');
+const [deadline, wait, ...targets] = process.argv.slice(1);
+const once = (t) => new Promise((ok) => {
+  const [host, port] = [t.slice(0, t.lastIndexOf(':')), Number(t.slice(t.lastIndexOf(':') + 1))];
+  const s = net.connect({ host, port, timeout: 1000 });
+  const done = (v) => { s.destroy(); ok(v); };
+  s.on('connect', () => done('connected'));
+  s.on('error', (e) => done(e.code));
+  s.on('timeout', () => done('timeout'));
+});
+(async () => {
+  const out = {};
+  for (const t of targets) {
+    let r = await once(t);
+    while (wait === 'wait' && r !== 'connected' && Date.now() < Number(deadline)) {
+      await new Promise((ok) => setTimeout(ok, 100));
+      r = await once(t);
+    }
+    out[t] = r;
+  }
+  process.stdout.write(JSON.stringify(out));
+})();
+`;
+
+test("a single-machine run's rendezvous store accepts loopback connections only: another host is refused", async (t) => {
+  const why = netnsUnavailable(prefix);
+  if (why) {
+    t.skip(why);
+    return;
+  }
+  const data = writePatternCorpus({ seed: 34 });
+  const out = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-netns-store-'));
+  try {
+    const cluster = createCluster(2, prefix);
+    const [h0, h1] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0]];
+    await waitConnected(cluster);
+    const port = 29500;
+    const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) });
+    // Rank 0 alone first: its store is up and waiting for rank 1, which starts after the probes.
+    const rank0 = runNodeIn(h0.ns, trainCommand(data, out), env(0), 90_000);
+    const local = await runNodeIn(h0.ns, ['-e', CONNECT, String(Date.now() + 30_000), 'wait', `127.0.0.1:${port}`], {}, 40_000);
+    assert.deepEqual(JSON.parse(local.stdout || '{}'), { [`127.0.0.1:${port}`]: 'connected' }, `rank 0's store never came up on loopback: ${local.stdout} ${local.stderr}`);
+    // The same port seen from another machine: its kernel answers with a reset (nothing listens there for it).
+    const remote = await runNodeIn(h1.ns, ['-e', CONNECT, String(Date.now() + 5000), 'once', `${h0.ip}:${port}`], {}, 20_000);
+    assert.deepEqual(JSON.parse(remote.stdout || '{}'), { [`${h0.ip}:${port}`]: 'ECONNREFUSED' }, `another host reached rank 0's store: ${remote.stdout} ${remote.stderr}`);
+    const rank1 = await runNodeIn(h0.ns, trainCommand(data, mkdtempSync(path.join(out, 'rank1-'))), env(1), 90_000);
+    const r0 = await rank0;
+    assert.equal(r0.code, 0, r0.stderr);
+    assert.equal(rank1.code, 0, rank1.stderr);
+    assert.match(r0.stderr, /the rendezvous store (accepts loopback connections only|listens on 127\.0\.0\.1 only)/, r0.stderr);
+  } finally {
+    destroyCluster(prefix);
+    rmSync(out, { recursive: true, force: true });
     rmSync(data, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,7 @@ import { noGrad } from '../grad-mode.js';
 import { Tensor, wrapList } from '../tensor.js';
 import { cat } from '../functional.js';
 import { scope } from '../scope.js';
-import { findLocalAddress, isLoopbackLiteral, type ChosenAddress } from './address.js';
+import { findLocalAddress, isLoopbackAddress, isLoopbackLiteral, type ChosenAddress } from './address.js';
 import { checkSameJob, JOB_KEY, keyPrefix, publishedJobId, RendezvousError, storeUnreachable, type JobIdentity } from './rendezvous.js';
 
 export { RendezvousError };
@@ -79,6 +79,26 @@ function withDeadline<T>(work: Promise<T>, ms: number, cleanup: (late: T) => voi
   });
 }
 
+/**
+ * Keeps rank 0's store where the ranks dial it, as far as the libtorch build allows, and says where it accepts
+ * connections (for the rendezvous log line). From 2.4, storeConnect bound the socket to `bind` itself. 1.13 always
+ * listens on every address; when the ranks dial loopback, the socket is confined to the loopback device afterwards
+ * (other machines are then refused; a connection opened in the moment between the two is not undone).
+ */
+function restrictStore(bind: string, port: number): string {
+  if (native.storeBindsListener) return bind ? `listens on ${bind} only` : 'listens on every address';
+  if (bind && isLoopbackAddress(bind)) {
+    try {
+      const confined = native.confineListener!(port, 'lo') as number;
+      if (confined > 0) return 'accepts loopback connections only';
+      return 'listens on every address (its socket was not found, so it could not be confined to loopback)';
+    } catch (err) {
+      return `listens on every address (confining it to loopback failed: ${(err as Error).message})`;
+    }
+  }
+  return 'listens on every address (libtorch 1.13 cannot bind it: keep MASTER_PORT closed to machines outside the cluster)';
+}
+
 function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -90,6 +110,8 @@ export class ProcessGroup {
   readonly timeoutMs: number;
   /** The address Gloo binds to and advertises to the peers, and why it was chosen. */
   readonly address: ChosenAddress;
+  /** Rank 0: where its rendezvous store accepts connections (see restrictStore); '' on the other ranks. */
+  readonly storeListens: string;
   readonly #prefix: string;
   #handle: Handle | null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -97,8 +119,9 @@ export class ProcessGroup {
   /** The diagnosis of the first failed collective: the group is aborted, later ones fail with it at once. */
   #broken: CollectiveError | undefined;
 
-  private constructor(handle: Handle, rank: number, worldSize: number, timeoutMs: number, address: ChosenAddress, prefix: string) {
+  private constructor(handle: Handle, rank: number, worldSize: number, timeoutMs: number, address: ChosenAddress, prefix: string, storeListens: string) {
     this.#handle = handle;
+    this.storeListens = storeListens;
     this.rank = rank;
     this.worldSize = worldSize;
     this.timeoutMs = timeoutMs;
@@ -159,6 +182,7 @@ export class ProcessGroup {
       }
       throw await storeUnreachable(masterAddr, masterPort, rank, worldSize, Date.now() - started, cause);
     }
+    const storeListens = rank === 0 ? restrictStore(found.storeBind, masterPort) : '';
     const prefix = keyPrefix(job);
     const fail = async (e: Error): Promise<never> => {
       await native.pgDestroy(handle);
@@ -194,7 +218,7 @@ export class ProcessGroup {
         ),
       );
     }
-    return new ProcessGroup(handle, rank, worldSize, timeoutMs, address, prefix);
+    return new ProcessGroup(handle, rank, worldSize, timeoutMs, address, prefix, storeListens);
   }
 
   get handle(): Handle {
