@@ -1,6 +1,10 @@
 // Which settings the ranks of a job must share, and how a disagreement reads.
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describeDisagreement, sharedSettings } from '../../src/train/agreement.js';
 import { loadConfig } from '../../src/train/config.js';
 
@@ -20,4 +24,18 @@ test('each differing key is named once with its values and the ranks that have t
     'trainer_config.batch_size: 8 on ranks 0, 1; 12 on rank 2',
     'trainer_config.eval_interval: 4 on ranks 0, 2; 8 on rank 1',
   ]);
+});
+
+test("the code version ignores a compiled file whose source is gone (tsc never deletes one)", () => {
+  const distSrc = fileURLToPath(new URL('../../src/', import.meta.url));
+  const version = (): string => execFileSync(process.execPath, ['--input-type=module', '-e', `import { codeVersion } from '${pathToFileURL(path.join(distSrc, 'train/code-version.js')).href}'; process.stdout.write(codeVersion());`], { encoding: 'utf8' });
+  const before = version();
+  assert.match(before, /^\d+\.\d+\.\d+\+[0-9a-f]{12}$/);
+  const stale = path.join(distSrc, 'util', `zz-removed-source-${process.pid}.js`);
+  writeFileSync(stale, 'export const leftover = 1;\n');
+  try {
+    assert.equal(version(), before, 'a leftover output changed the code version');
+  } finally {
+    rmSync(stale, { force: true });
+  }
 });
