@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from './command.js';
 import { flagBoolean, flagNumber, flagString, parseArgs } from './args.js';
 import { UserError } from '../util/errors.js';
+import { plural } from '../util/format.js';
 import { readMetricsFile } from '../report/metrics-reader.js';
 import { tokenBaselines, type TokenBaselines } from '../data/baselines.js';
 import { writeBufferAtomic } from '../io/atomic.js';
@@ -143,7 +144,7 @@ export const demoCommand: Command = {
     await writeUntrainedModel(flags, untrained);
     const sampleArgs = ['--num_samples', '2', '--max_new_tokens', '60', '--prompt', PROMPT, '--seed', '7'];
     await run('2/5 sample before training (random weights)', ['sample', '--ckpt_path', untrained, ...sampleArgs]);
-    await run(`3/5 train: gpt2-mini, ${nproc} data-parallel rank${nproc > 1 ? 's' : ''}, ${iters} steps`, ['launch', '--nproc_per_node', String(nproc), '--', 'train', ...flags]);
+    await run(`3/5 train: gpt2-mini, ${plural(nproc, 'data-parallel rank')}, ${iters} steps`, ['launch', '--nproc_per_node', String(nproc), '--', 'train', ...flags]);
     await run('4/5 sample after training, from the best checkpoint', ['sample', '--ckpt_path', path.join(runDir, 'ckpt.pt'), '--record', ...sampleArgs]);
     await run('5/5 report', ['report', runDir]);
     const secs = Math.round((Date.now() - started) / 1000);

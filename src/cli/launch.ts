@@ -123,7 +123,7 @@ async function run(argv: string[]): Promise<number> {
     const masterAddr = masterAddrFlag ?? '127.0.0.1';
     const masterPort = masterPortFlag ?? (await freePort());
     specs = localSpecs({ nproc, command, masterAddr, masterPort, extraEnv });
-    const summary = `${nproc} rank${nproc > 1 ? 's' : ''} on this machine, ${threads} thread${threads > 1 ? 's' : ''} each, MASTER_ADDR=${masterAddr} MASTER_PORT=${masterPort}: ${formatCommand(command)}`;
+    const summary = `${plural(nproc, 'rank')} on this machine, ${plural(threads, 'thread')} each, MASTER_ADDR=${masterAddr} MASTER_PORT=${masterPort}: ${formatCommand(command)}`;
     if (dryRun) {
       process.stdout.write(summary + '\n');
       return 0;
@@ -151,7 +151,7 @@ async function run(argv: string[]): Promise<number> {
         process.stdout.write(line + '\n');
         return 0;
       }
-      say(`${total} ranks on ${hosts.length} host${hosts.length > 1 ? 's' : ''} through mpirun; running:\n  ${line}`);
+      say(`${total} ranks on ${plural(hosts.length, 'host')} through mpirun; running:\n  ${line}`);
       specs = [{ rank: null, argv: [mpirun, ...argvMpi.slice(1)], env: { ...baseEnv(), ...shared }, openMpiMajor }];
     } else {
       // No Open MPI: one ssh per remote rank (torchrun-style variables), ranks on this machine started directly.
@@ -173,7 +173,7 @@ async function run(argv: string[]): Promise<number> {
         process.stdout.write(lines.join('\n') + '\n');
         return 0;
       }
-      say(`mpirun not found; ${total} ranks on ${hosts.length} host${hosts.length > 1 ? 's' : ''} through ssh; running:\n  ${lines.join('\n  ')}`);
+      say(`mpirun not found; ${total} ranks on ${plural(hosts.length, 'host')} through ssh; running:\n  ${lines.join('\n  ')}`);
     }
   }
 

@@ -10,6 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import type { Writable, Readable } from 'node:stream';
 import { PEER_LOST_EXIT, UserError } from '../util/errors.js';
+import { named } from '../util/format.js';
 import { DescendantTracker, LAUNCH_TAG_VAR, taggedProcesses } from './proc-tree.js';
 import { randomBytes } from 'node:crypto';
 
@@ -188,7 +189,7 @@ export function watchPeerReport(line: string, into: Set<number>): void {
 
 function ranksText(ranks: number[]): string {
   const sorted = [...ranks].sort((a, b) => a - b);
-  return `rank${sorted.length > 1 ? 's' : ''} ${sorted.join(', ')}`;
+  return named('rank', sorted);
 }
 
 function pipeLines(from: Readable, to: Writable, rewrite: (line: string) => string[]): LineSplitter {

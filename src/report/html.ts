@@ -241,27 +241,12 @@ function samplesSection(samples: readonly SampleRecord[]): string {
 export function renderHtml(m: ParsedMetrics, s: RunSummary, env: ReportEnvironment, opts: HtmlOptions): string {
   const generated = (opts.generatedAt ?? new Date()).toISOString();
   const lossChart = lossChartSvg(m, opts.baselines ?? null);
-  const gradChart = svgChart({
-    id: 'chart-grad-norm',
-    title: 'gradient norm',
-    yLabel: 'grad norm',
-    series: [{ cls: 'grad-norm', label: 'global grad norm (before clipping)', color: '#8c564b', kind: 'line', points: m.train.map((r) => ({ x: r.iter, y: r.grad_norm })) }],
-    height: 220,
-  });
-  const lrChart = svgChart({
-    id: 'chart-lr',
-    title: 'learning rate',
-    yLabel: 'learning rate',
-    series: [{ cls: 'lr', label: 'learning rate', color: '#9467bd', kind: 'line', points: m.train.map((r) => ({ x: r.iter, y: r.lr })) }],
-    height: 220,
-  });
-  const tpsChart = svgChart({
-    id: 'chart-tokens',
-    title: 'tokens per second',
-    yLabel: 'tokens/s',
-    series: [{ cls: 'tokens-per-s', label: 'tokens/s (global)', color: '#ff7f0e', kind: 'line', points: m.train.map((r) => ({ x: r.iter, y: r.tokens_per_s })) }],
-    height: 220,
-  });
+  // One line per training step, in a small chart of its own.
+  const stepChart = (id: string, title: string, yLabel: string, cls: string, label: string, color: string, y: (r: (typeof m.train)[number]) => number): string =>
+    svgChart({ id, title, yLabel, series: [{ cls, label, color, kind: 'line', points: m.train.map((r) => ({ x: r.iter, y: y(r) })) }], height: 220 });
+  const gradChart = stepChart('chart-grad-norm', 'gradient norm', 'grad norm', 'grad-norm', 'global grad norm (before clipping)', '#8c564b', (r) => r.grad_norm);
+  const lrChart = stepChart('chart-lr', 'learning rate', 'learning rate', 'lr', 'learning rate', '#9467bd', (r) => r.lr);
+  const tpsChart = stepChart('chart-tokens', 'tokens per second', 'tokens/s', 'tokens-per-s', 'tokens/s (global)', '#ff7f0e', (r) => r.tokens_per_s);
 
   const lastEval = s.lastEval;
   const progress = s.maxIters !== null ? `${s.iter} / ${s.maxIters}` : String(s.iter);

@@ -4,6 +4,7 @@
 // training with mixed settings or failing later inside a collective.
 import type { ProcessGroup } from '../torch/distributed/index.js';
 import { UserError } from '../util/errors.js';
+import { named, plural } from '../util/format.js';
 import type { TrainConfig } from './config-schema.js';
 import { flatten } from './resume-check.js';
 
@@ -31,7 +32,7 @@ export function sharedSettings(config: TrainConfig, code: string): Record<string
 }
 
 const show = (v: unknown): string => (v === undefined ? 'unset' : typeof v === 'string' ? v : JSON.stringify(v));
-const ranksText = (rs: number[]): string => `rank${rs.length > 1 ? 's' : ''} ${rs.join(', ')}`;
+const ranksText = (rs: number[]): string => named('rank', rs);
 
 /** One line per differing key: "trainer_config.eval_interval: 4 on ranks 0, 2; 8 on rank 1". Empty when all agree. */
 export function describeDisagreement(byRank: readonly Record<string, unknown>[]): string[] {
@@ -73,7 +74,7 @@ export async function checkRanksAgree(pg: ProcessGroup, settings: Record<string,
   }
   if (verdict.differences.length > 0) {
     throw new UserError(
-      `the ranks of this job disagree on ${verdict.differences.length} setting${verdict.differences.length > 1 ? 's' : ''}:\n    ${verdict.differences.join('\n    ')}`,
+      `the ranks of this job disagree on ${plural(verdict.differences.length, 'setting')}:\n    ${verdict.differences.join('\n    ')}`,
       'start every rank with the same config file, overrides and nanogpt-ts version (code: the package version + a hash of its compiled JavaScript); NANOGPT_* variables and --flags must match too',
     );
   }

@@ -42,6 +42,11 @@ export function plural(n: number, word: string, many = `${word}s`): string {
   return `${n} ${n === 1 ? word : many}`;
 }
 
+/** A word and the items it names: "rank 2", "ranks 0, 3" (plural for any count but one). */
+export function named(word: string, items: readonly (number | string)[], many = `${word}s`): string {
+  return `${items.length === 1 ? word : many} ${items.join(', ')}`;
+}
+
 /** A value as a message shows it: JSON, cut short, with the kinds JSON cannot show named. */
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'missing';

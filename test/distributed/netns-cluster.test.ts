@@ -7,39 +7,27 @@ import * as assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writePatternCorpus } from '../helpers/corpus.js';
+import { bin, tinyTrainArgs } from '../helpers/nanogpt-cli.js';
 import { createCluster, destroyCluster, interfaceBytes, ip, netnsPrefix, netnsUnavailable, runNodeIn, waitConnected } from '../helpers/netns.js';
 
-const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 const prefix = netnsPrefix();
 const ITERS = 4;
 
 // Also on the way out of a failed or interrupted test body: namespaces outlive the process otherwise.
 after(() => destroyCluster(prefix));
 
-/** A tiny fp32 run: small enough to finish in seconds, big enough that its gradient traffic dwarfs the chatter. */
+/** The tests' tiny fp32 run: small enough to finish in seconds, big enough that its gradient traffic dwarfs the chatter. */
 function trainCommand(dataDir: string, outDir: string): string[] {
-  const opts: Record<string, string | number> = {
-    data_dir: dataDir,
-    out_dir: outDir,
-    block_size: 16,
-    'model.preset': 'gpt2-tiny',
-    'model.n_embd': 32,
-    'model.vocab_size': 64,
-    'trainer_config.batch_size': 2,
-    'trainer_config.gradient_accumulation_steps': 1,
-    'trainer_config.mixed_precision': 'fp32',
+  const settings = {
     'trainer_config.max_iters': ITERS,
     'trainer_config.eval_interval': ITERS,
     'trainer_config.eval_iters': 2,
-    'trainer_config.warmup_iters': 1,
     'trainer_config.lr_decay_iters': ITERS,
     'distributed.check_interval': 2,
     'distributed.timeout_s': 20,
-    threads: 1,
   };
-  return [bin, 'train', ...Object.entries(opts).map(([k, v]) => `--${k}=${v}`)];
+  return [bin, ...tinyTrainArgs(dataDir, outDir, [], settings)];
 }
 
 test("a 3-host 'cluster' made of network namespaces joined by veth, each host with its own IP address, runs one 3-rank job across them (the original's 3-node setup on one machine)", async (t) => {

@@ -25,13 +25,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ChildResult } from '../helpers/children.js';
 import { writePatternCorpus } from '../helpers/corpus.js';
+import { bin, tinyTrainArgs } from '../helpers/nanogpt-cli.js';
 import { ip, netnsPrefix } from '../helpers/netns.js';
 import { createSshCluster, destroySshCluster, killLeftovers, leftovers, NodeProcess, processesIn, runOn, sshClusterUnavailable, tail, until, type SshCluster } from '../helpers/ssh-cluster.js';
 
-const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url));
 const prefix = netnsPrefix();
 
 type Mode = 'mpirun' | 'ssh';
@@ -94,28 +93,16 @@ function ready(t: TestContext): SshCluster | undefined {
   return cluster;
 }
 
-/** A tiny fp32 run (netns-cluster.test.ts's), `ITERS` iterations, a weight checksum every 20. */
+/** The tests' tiny fp32 run, `ITERS` iterations, a weight checksum every 20. */
 function trainArgs(outDir: string): string[] {
-  const opts: Record<string, string | number> = {
-    data_dir: data,
-    out_dir: outDir,
-    block_size: 16,
-    'model.preset': 'gpt2-tiny',
-    'model.n_embd': 32,
-    'model.vocab_size': 64,
-    'trainer_config.batch_size': 2,
-    'trainer_config.gradient_accumulation_steps': 1,
-    'trainer_config.mixed_precision': 'fp32',
+  return tinyTrainArgs(data, outDir, [], {
     'trainer_config.max_iters': ITERS,
     'trainer_config.eval_interval': ITERS,
     'trainer_config.eval_iters': 2,
-    'trainer_config.warmup_iters': 1,
     'trainer_config.lr_decay_iters': ITERS,
     'distributed.check_interval': 20,
     'distributed.timeout_s': TIMEOUT_S,
-    threads: 1,
-  };
-  return ['train', ...Object.entries(opts).map(([k, v]) => `--${k}=${v}`)];
+  });
 }
 
 /**

@@ -15,15 +15,30 @@ export const bin = fileURLToPath(new URL('../../../bin/nanogpt', import.meta.url
  */
 export const childEnv: NodeJS.ProcessEnv = { NANOGPT_ALLOCATOR: 'system', OMP_NUM_THREADS: '1' };
 
-/** Flags for a tiny CPU training run over a corpus of vocabulary 64 (see writePatternCorpus). */
-export function tinyTrainArgs(dataDir: string, outDir: string, extra: string[] = []): string[] {
-  return [
-    'train', `--data_dir=${dataDir}`, `--out_dir=${outDir}`, '--block_size=16', '--model.preset=gpt2-tiny', '--model.n_embd=32',
-    '--model.vocab_size=64', '--trainer_config.batch_size=2', '--trainer_config.gradient_accumulation_steps=1',
-    '--trainer_config.mixed_precision=fp32', '--trainer_config.max_iters=2', '--trainer_config.eval_interval=1',
-    '--trainer_config.eval_iters=1', '--trainer_config.warmup_iters=1', '--trainer_config.lr_decay_iters=2', '--threads=1',
-    ...extra,
-  ];
+/** Settings of a tiny fp32 CPU training run over a corpus of vocabulary 64 (see writePatternCorpus), by flag name. */
+const TINY_RUN: Record<string, string | number> = {
+  block_size: 16,
+  'model.preset': 'gpt2-tiny',
+  'model.n_embd': 32,
+  'model.vocab_size': 64,
+  'trainer_config.batch_size': 2,
+  'trainer_config.gradient_accumulation_steps': 1,
+  'trainer_config.mixed_precision': 'fp32',
+  'trainer_config.max_iters': 2,
+  'trainer_config.eval_interval': 1,
+  'trainer_config.eval_iters': 1,
+  'trainer_config.warmup_iters': 1,
+  'trainer_config.lr_decay_iters': 2,
+  threads: 1,
+};
+
+/**
+ * `train` with the tiny run's flags; `settings` replace or add flags by name (each flag appears once), `extra`
+ * comes last as given.
+ */
+export function tinyTrainArgs(dataDir: string, outDir: string, extra: string[] = [], settings: Record<string, string | number> = {}): string[] {
+  const all = { data_dir: dataDir, out_dir: outDir, ...TINY_RUN, ...settings };
+  return ['train', ...Object.entries(all).map(([k, v]) => `--${k}=${v}`), ...extra];
 }
 
 /** Runs `nanogpt ...args` to completion (killed after `timeoutMs`). */

@@ -8,6 +8,7 @@ import { Tensor, wrapList } from '../tensor.js';
 import { cat } from '../functional.js';
 import { scope } from '../scope.js';
 import { findLocalAddress, isLoopbackAddress, isLoopbackLiteral, type ChosenAddress } from './address.js';
+import { named } from '../../util/format.js';
 import { checkSameJob, JOB_KEY, keyPrefix, publishedJobId, RendezvousError, storeUnreachable, type JobIdentity } from './rendezvous.js';
 
 export { RendezvousError };
@@ -288,7 +289,7 @@ export class ProcessGroup {
     }
     const who =
       missing.length > 0
-        ? `rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not respond (exited, crashed or hung)`
+        ? `${named('rank', missing)} did not respond (exited, crashed or hung)`
         : 'all ranks are still reachable';
     return new CollectiveError(`rank ${this.rank}: ${name} #${seq} failed: ${who}; Gloo said: ${cause.message}`, missing);
   }
