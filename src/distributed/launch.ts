@@ -367,8 +367,12 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
                 : '';
         const lost = failures.filter((f) => f !== culprit && f.code === PEER_LOST_EXIT).map((f) => who(f.rank));
         const lostNote = culprit.code !== PEER_LOST_EXIT && lost.length ? `; ${lost.join(', ')} stopped because a peer was gone` : '';
+        // The exit code is the culprit's; when the culprit is a rank the others reported gone (its own end unknown,
+        // or ours: mpirun or ssh ended by the launcher), it is theirs, PEER_LOST_EXIT.
+        let exitCode = exitCodeOf(code, sig);
         if (interrupted) log(`stopped by ${interrupted}: ${who(rank)} ${describeEnd(code, sig)}`);
         else if (rank === null) {
+          if (reportedGone.size > 0 && culprit.ours) exitCode = PEER_LOST_EXIT;
           const lostNote = mpiFailure.lostHost ? ` (its ssh connection to ${mpiFailure.lostHost} timed out: that host stopped answering — a network cut, or the machine is down)` : '';
           log(`failed: mpirun ${describeEnd(code, sig)}${mpiCulprit}${lostNote}`);
         }
@@ -376,10 +380,11 @@ export function supervise(specs: readonly ProcSpec[], opts: SuperviseOptions): P
         // survivors name a rank as gone (a cut link, a frozen host): the ranks they name are the ones to blame.
         else if (reportedGone.size > 0 && rank !== null && (code === PEER_LOST_EXIT || code === SSH_FAILED_EXIT || culprit.ours)) {
           log(`failed: ${ranksText([...reportedGone])} stopped answering (reported by the ranks that exited with code ${PEER_LOST_EXIT}); all ranks stopped`);
+          exitCode = PEER_LOST_EXIT;
         }
         else if (code === PEER_LOST_EXIT) log(`failed: ${who(rank)} lost a peer (${describeEnd(code, sig)}; no rank reported a failure of its own); all ranks stopped`);
         else log(`failed: ${who(rank)} ${describeEnd(code, sig)}${lostNote}; all ranks stopped`);
-        resolve({ exitCode: exitCodeOf(code, sig), failure: { rank, code, signal: sig }, interrupted });
+        resolve({ exitCode, failure: { rank, code, signal: sig }, interrupted });
       } else if (stopped.length) {
         log(`stopped${interrupted ? ` by ${interrupted}` : ''}: ${stopped.map(who).join(', ')} exited with code ${INTERRUPTED_EXIT} (interrupted)`);
         resolve({ exitCode: INTERRUPTED_EXIT, interrupted });

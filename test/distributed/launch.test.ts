@@ -404,7 +404,7 @@ test('when a rank that lost a peer exits first, the launcher names the peer it r
   // The order the ssh cluster test once met: rank 0 (local) reports rank 2 gone and exits 3 before rank 2's end
   // reaches the launcher; the teardown's SIGTERM then ends ranks 1 and 2, and rank 1 is the first non-3 failure.
   const r = await launch(['--nproc_per_node', '3', '--threads', '1', '--timeout', '2', '--', worker], { SCENARIO: 'peer-lost', GONE_RANK: '2' });
-  assert.notEqual(r.code, 0, r.stderr);
+  assert.equal(r.code, PEER_LOST_EXIT, r.stderr);
   assert.match(r.stderr, /failed: rank 2 stopped answering \(reported by the ranks that exited with code 3\)/, r.stderr);
   assert.doesNotMatch(r.stderr, /failed: rank 1/, r.stderr);
 });
