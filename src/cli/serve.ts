@@ -118,24 +118,51 @@ const log = (s: string): void => {
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
+/** Why the server could not listen on host:port, in terms of --host and --port; other errors pass through. */
+function listenError(err: unknown, host: string, port: number): unknown {
+  const interfaces = 'an address of this machine (`ip addr` lists them), 127.0.0.1 for this machine only, or 0.0.0.0 for every interface';
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new UserError(`port ${port} on ${host} is in use`, `choose another with --port (--port 0 takes a free one), or stop the process that holds it (ss -ltnp | grep :${port})`);
+    case 'EADDRNOTAVAIL':
+      return new UserError(`--host ${host} is not an address of this machine`, `use ${interfaces}`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return new UserError(`--host ${host} does not resolve to an address on this machine`, `use ${interfaces}`);
+    case 'EACCES':
+      return new UserError(`--port ${port}: binding a port below 1024 needs root`, 'use a port from 1024 up, e.g. the default 8000, and put a reverse proxy in front for port 80/443');
+    default:
+      return err;
+  }
+}
+
 export async function runServe(s: ServeSettings): Promise<number> {
   const { CompletionServer } = await import('../serve/server.js');
-  const { ServedModel } = await import('../serve/model.js');
+  const { ServedModel, locateWeights } = await import('../serve/model.js');
   if (!LOOPBACK.has(s.host)) {
     log(`warning: binding ${s.host} makes the server reachable from other machines${s.apiKey ? '' : ' with no --api_key: anyone who can reach it can use it'}`);
   }
+  // A checkpoint file that is not there fails before the server announces itself; pretrained weights may need a
+  // long download, which the server covers with /health's 503 (loading).
+  const located = 'ckptPath' in s.source ? await locateWeights(s.source, log) : undefined;
   // Listen first, so /health answers (503, loading) while the weights load; a port in use fails before any load.
-  const server = await CompletionServer.listen({
-    host: s.host,
-    port: s.port,
-    apiKey: s.apiKey,
-    maxTokens: s.maxTokens,
-    maxBatch: s.maxBatch,
-    maxQueue: s.maxQueue,
-    maxBodyBytes: s.maxBodyBytes,
-    maxSequencesPerRequest: Math.max(DEFAULTS.maxSequences, s.maxBatch),
-    log,
-  });
+  let server: import('../serve/server.js').CompletionServer;
+  try {
+    server = await CompletionServer.listen({
+      host: s.host,
+      port: s.port,
+      apiKey: s.apiKey,
+      maxTokens: s.maxTokens,
+      maxBatch: s.maxBatch,
+      maxQueue: s.maxQueue,
+      maxBodyBytes: s.maxBodyBytes,
+      maxSequencesPerRequest: Math.max(DEFAULTS.maxSequences, s.maxBatch),
+      log,
+    });
+  } catch (err) {
+    throw listenError(err, s.host, s.port);
+  }
   let stopping: Promise<void> | undefined;
   let signalled = false;
   const stop = (why: string): Promise<void> => {
@@ -160,7 +187,8 @@ export async function runServe(s: ServeSettings): Promise<number> {
   log(`listening on ${server.url} (loading the model…)`);
   let model: import('../serve/model.js').ServedModel;
   try {
-    model = await ServedModel.load(s.source, { maxBatch: s.maxBatch, bf16: s.bf16, threads: s.threads, log });
+    const opts = { maxBatch: s.maxBatch, bf16: s.bf16, threads: s.threads, log };
+    model = located ? await ServedModel.start(located, opts) : await ServedModel.load(s.source, opts);
     if (!signalled) {
       server.serve(model);
       const i = model.info;

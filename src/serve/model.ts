@@ -33,7 +33,11 @@ export class ServedModel {
 
   static async load(source: ModelSource, opts: LoadOptions = {}): Promise<ServedModel> {
     const log = opts.log ?? ((s: string) => void process.stderr.write(s + '\n'));
-    const weights = await resolveWeights(source, log);
+    return ServedModel.start(await locateWeights(source, log), opts);
+  }
+
+  /** Starts the model thread on weights already located (see locateWeights). */
+  static async start(weights: WeightsSource, opts: LoadOptions = {}): Promise<ServedModel> {
     const codec = await TextCodec.open();
     try {
       const engine = await Engine.start({ source: weights, maxBatch: opts.maxBatch ?? 16, bf16: opts.bf16 ?? false, threads: opts.threads });
@@ -52,7 +56,7 @@ export class ServedModel {
 }
 
 /** The weights file to load (a pretrained one downloaded on first use), checked to exist before any thread starts. */
-async function resolveWeights(source: ModelSource, log: (s: string) => void): Promise<WeightsSource> {
+export async function locateWeights(source: ModelSource, log: (s: string) => void): Promise<WeightsSource> {
   const src = typeof source === 'string' ? { ckptPath: source } : source;
   if ('randomInit' in src) return { randomInit: src.randomInit, seed: src.seed ?? 0, id: 'random-init' };
   if ('initFrom' in src) {

@@ -93,7 +93,7 @@ const KNOWN: Record<string, Explain> = {
   EIO: (e) => ({ problem: `input/output error (while ${action(e)})`, fix: 'the disk or network file system is failing; check `dmesg`, then rerun' }),
   EADDRINUSE: (e) => ({
     problem: `the address is in use (while ${action(e)}): another process holds that port`,
-    fix: 'choose another port (MASTER_PORT, --master_port, distributed.main_process_port), or stop the process that holds it (`ss -ltnp`)',
+    fix: 'choose another port, or stop the process that holds it (`ss -ltnp` lists them)',
   }),
   EADDRNOTAVAIL: (e) => ({
     problem: `the address is not available on this machine (while ${action(e)})`,

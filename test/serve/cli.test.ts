@@ -32,11 +32,13 @@ after(() => {
 // Without the tcmalloc re-exec (one process instead of two) where the test is not about signals.
 const direct = { ...env, NANOGPT_ALLOCATOR: 'system' };
 
-function assertUserError(args: string[], pattern: RegExp): void {
+/** Runs serve, which must exit 2 with a message matching `pattern` and no stack trace; returns its stderr. */
+function assertUserError(args: string[], pattern: RegExp): string {
   const r = spawnSync(process.execPath, [bin, 'serve', ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: direct });
   assert.equal(r.status, 2, `${args.join(' ')}: exit code; stderr: ${r.stderr}`);
   assert.match(r.stderr, pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  return r.stderr;
 }
 
 test('bad flags are UserErrors naming the flag', () => {
@@ -58,14 +60,18 @@ test('bad flags are UserErrors naming the flag', () => {
 });
 
 test('start-up mistakes exit 2 with the problem and the fix', async () => {
-  assertUserError(['--ckpt_path', path.join(dir, 'missing.pt'), '--port', '0'], /no checkpoint at .*missing\.pt[\s\S]*fix:/);
+  // A missing file is found before the server announces itself.
+  const missing = assertUserError(['--ckpt_path', path.join(dir, 'missing.pt'), '--port', '0'], /no checkpoint at .*missing\.pt[\s\S]*fix:/);
+  assert.doesNotMatch(missing, /listening on/);
   // Found but unusable: the model thread's UserError reaches the command (exit 2, not a crash or a hang).
   writeFileSync(path.join(dir, 'garbage.pt'), 'this is not a checkpoint at all, just some text');
   assertUserError(['--ckpt_path', path.join(dir, 'garbage.pt'), '--port', '0'], /garbage\.pt/);
   const busy = net.createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   try {
-    assertUserError(['--ckpt_path', ckpt, '--port', String((busy.address() as net.AddressInfo).port)], /EADDRINUSE|in use/i);
+    const port = (busy.address() as net.AddressInfo).port;
+    const out = assertUserError(['--ckpt_path', ckpt, '--port', String(port)], new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use[\\s\\S]*fix: choose another with --port`));
+    assert.doesNotMatch(out, /MASTER_PORT|master_port/, 'the advice is about serve, not the rendezvous');
   } finally {
     busy.close();
   }
