@@ -166,3 +166,40 @@ test("a single-machine run's rendezvous store accepts loopback connections only:
     rmSync(data, { recursive: true, force: true });
   }
 });
+
+test('ranks that advertise addresses their peers cannot reach (both forced onto lo) fail within the rendezvous bound, naming them', async (t) => {
+  const why = netnsUnavailable(prefix);
+  if (why) {
+    t.skip(why);
+    return;
+  }
+  const data = writePatternCorpus({ seed: 35 });
+  const out = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-netns-lo-'));
+  try {
+    const cluster = createCluster(2, prefix);
+    const [h0, h1] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0]];
+    await waitConnected(cluster);
+    const T = 4;
+    const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: h0.ip, MASTER_PORT: '29500' });
+    const args = (extra: string[]) => [...trainCommand(data, mkdtempSync(path.join(out, 'r-'))), `--distributed.timeout_s=${T}`, ...extra];
+    // Both advertise 127.0.0.1, so whichever of the pair Gloo makes dial, it dials its own host and is refused (with
+    // one rank on lo the run may still work: Gloo lets the side that sorts first dial, and that one can reach out).
+    const [r0, r1] = await Promise.all([runNodeIn(h0.ns, args(['--distributed.iface=lo']), env(0), 60_000), runNodeIn(h1.ns, args(['--distributed.iface=lo']), env(1), 60_000)]);
+    // The store is reached; Gloo's connections are not. The rank that dials is refused at once; the one waiting
+    // for the connection gives up after T − T/4 + 1 s (without that bound: 15.8 s, Gloo's own connect timeout).
+    // Bound: start-up (libtorch load, up to ~5 s on a busy 2-core machine), that wait, and the 2 s exit grace.
+    const bound = (5 + T - T / 4 + 1 + 2) * 1000;
+    for (const [rank, r] of [[0, r0], [1, r1]] as const) {
+      t.diagnostic(`rank ${rank}: exit ${r.code ?? r.signal} after ${(r.ms / 1000).toFixed(1)} s: ${r.stderr.trim().split("\n").filter((l) => /error/.test(l)).join(" | ")}`);
+      assert.equal(r.code, 2, `rank ${rank}: ${r.stderr}`);
+      assert.ok(r.ms <= bound, `rank ${rank} took ${r.ms} ms (bound ${bound} ms):\n${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    }
+    assert.match(r0.stderr, /could not connect to the other ranks after [\d.]+ s; this rank advertised 127\.0\.0\.1 \(interface lo/, r0.stderr);
+    assert.match(r1.stderr, /could not connect to the other ranks after [\d.]+ s; this rank advertised 127\.0\.0\.1 \(interface lo/, r1.stderr);
+  } finally {
+    destroyCluster(prefix);
+    rmSync(out, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
+  }
+});

@@ -202,7 +202,12 @@ export class ProcessGroup {
       );
     }
     try {
-      await native.pgConnect(handle, prefix, address.address);
+      // Gloo waits past its timeout for a peer whose connection never comes (the peer could not reach the address
+      // this rank advertised): the rendezvous bound is kept here, one second over Gloo's own.
+      const connectMs = collectiveMs + 1000;
+      await withDeadline(native.pgConnect(handle, prefix, address.address) as Promise<void>, connectMs, () => undefined, () =>
+        new Error(`connect timeout: the connections to the other ranks were not all made within ${(connectMs / 1000).toFixed(1)} s`),
+      );
     } catch (err) {
       const cause = (err as Error).message;
       const waited = ((Date.now() - started) / 1000).toFixed(1);
