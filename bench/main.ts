@@ -17,6 +17,7 @@ const BENCHES: Record<string, Bench> = {
   train: { describe: 'training throughput vs shared/bench/pytorch_reference.py' },
   allreduce: { describe: 'Gloo all-reduce bandwidth across local ranks' },
   generate: { describe: 'sampling tokens/s with the KV cache, and several samples in one batch' },
+  sampling: { describe: 'drawing the next token from [rows × 50257] logits: native draw vs the JavaScript walk it replaced' },
   serve: { describe: 'HTTP serving with continuous batching: tokens/s, TTFT and inter-token latency for 1, 4, 16 streaming clients' },
   attention: { describe: 'one causal attention layer, forward + backward: fused kernel vs composite vs PyTorch' },
 };

@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { GPT } from '../../src/gpt/model.js';
 import { EOT_TOKEN, type GPTConfig } from '../../src/gpt/config.js';
-import { filterTopK, filterTopP, generate, generateBatch, sampleNext } from '../../src/gpt/generate.js';
+import { filterTopK, filterTopP, generate, generateBatch, sampleNext, sampleRows } from '../../src/gpt/generate.js';
+import { SamplerRng } from '../../src/util/rng.js';
 
 const base: GPTConfig = { nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 32, vocabSize: 64, dropout: 0, bias: true };
 
@@ -166,6 +167,70 @@ test('sampling only ever draws tokens the filters keep', () => {
     for (let i = 0; i < 200; i++) drawn.add(sampleNext(logits, { temperature: 2, topK: 3 }));
     assert.deepEqual([...drawn].sort(), [1, 3, 5]);
     assert.equal(sampleNext(logits, { temperature: 0, topK: 3 }), 3);
+  });
+});
+
+/** The draw as a float64 walk over the filtered softmax, one uniform per row: what sampleRows must pick. */
+function referencePick(logits: number[], opts: { temperature: number; topK?: number; topP?: number }, u: number): number {
+  const max = Math.max(...logits);
+  // Candidates in descending order when a filter needs it, else in vocabulary order (as sampleRows walks them).
+  let c = logits.map((l, i) => ({ i, p: Math.exp((l - max) / opts.temperature) }));
+  if (opts.topK !== undefined || opts.topP !== undefined) c.sort((a, b) => b.p - a.p || a.i - b.i);
+  if (opts.topK !== undefined) c = c.slice(0, opts.topK);
+  const z = c.reduce((s, x) => s + x.p, 0);
+  c = c.map((x) => ({ i: x.i, p: x.p / z }));
+  if (opts.topP !== undefined) {
+    let above = 0;
+    let keep = 0;
+    while (keep < c.length && above < opts.topP) above += c[keep++]!.p;
+    c = c.slice(0, keep);
+  }
+  let left = u * c.reduce((s, x) => s + x.p, 0);
+  for (const x of c) if ((left -= x.p) < 0) return x.i;
+  return c.at(-1)!.i;
+}
+
+test('the native draw picks what a float64 inverse-CDF walk over the filtered softmax picks, row by row, same generators', () => {
+  // Vocabulary 3000: a peaked distribution (top-p's first 1024 candidates hold p) and a flat one (they do not, so
+  // the full sort runs); rows of both kinds in one batch.
+  torch.manualSeed(5);
+  const V = 3000;
+  const peaked = Array.from({ length: V }, (_, i) => (i % 97 === 0 ? 6 : 0) + Math.sin(i) * 2);
+  const flat = Array.from({ length: V }, (_, i) => Math.cos(i * 7) * 0.05);
+  const batches = [[peaked, [...peaked].reverse()], [flat, [...flat].reverse()], [peaked, flat, [...peaked].reverse(), [...flat].reverse()]];
+  const cases = [{ temperature: 1 }, { temperature: 0.7, topP: 0.9 }, { temperature: 1.3, topP: 0.5 }, { temperature: 1, topK: 50 }, { temperature: 0.9, topK: 400, topP: 0.8 }];
+  for (const rows of batches) torch.scope(() => {
+    const logits = torch.tensor(rows);
+    for (const opts of cases) {
+      for (let seed = 0; seed < 40; seed++) {
+        const rngs = rows.map((_, b) => new SamplerRng(seed * 10 + b));
+        const twins = rows.map((_, b) => new SamplerRng(seed * 10 + b));
+        const picks = sampleRows(logits, opts, rngs);
+        const want = rows.map((r, b) => referencePick(r, opts, twins[b]!.uniform()));
+        assert.deepEqual(picks, want, `${JSON.stringify(opts)}, seed ${seed}`);
+      }
+    }
+  });
+});
+
+test('draws follow the filtered distribution (4 tokens, 20 000 draws, within 4 standard errors)', () => {
+  torch.scope(() => {
+    const probs = [0.25, 0.1, 0.5, 0.15];
+    const logits = row(probs.map(Math.log));
+    for (const [opts, want] of [
+      [{ temperature: 1 }, probs],
+      [{ temperature: 1, topP: 0.8 }, [0.25 / 0.9, 0, 0.5 / 0.9, 0.15 / 0.9]],
+    ] as const) {
+      const rng = new SamplerRng(11);
+      const counts = [0, 0, 0, 0];
+      const n = 20_000;
+      for (let i = 0; i < n; i++) counts[sampleRows(logits, opts, [rng])[0]!]! += 1;
+      counts.forEach((c, k) => {
+        const p = want[k]!;
+        const se = Math.sqrt((p * (1 - p)) / n);
+        assert.ok(Math.abs(c / n - p) <= 4 * se + 1e-12, `${JSON.stringify(opts)}: token ${k} drawn ${c / n}, want ${p}`);
+      });
+    }
   });
 });
 
