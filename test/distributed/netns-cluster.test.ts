@@ -3,6 +3,7 @@
 // pairs to a bridge. Each rank runs in its own host namespace and finds the others only by address, as on a
 // real cluster. Needs root; skipped (with the reason) where network namespaces cannot be created.
 import { after, test } from 'node:test';
+import { spawn } from 'node:child_process';
 import * as assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -197,6 +198,58 @@ test('ranks that advertise addresses their peers cannot reach (both forced onto 
     }
     assert.match(r0.stderr, /could not connect to the other ranks after [\d.]+ s; this rank advertised 127\.0\.0\.1 \(interface lo/, r0.stderr);
     assert.match(r1.stderr, /could not connect to the other ranks after [\d.]+ s; this rank advertised 127\.0\.0\.1 \(interface lo/, r1.stderr);
+  } finally {
+    destroyCluster(prefix);
+    rmSync(out, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+test("a host whose link is cut mid-run: its rank and the others all stop on their own, each naming the other side", async (t) => {
+  const why = netnsUnavailable(prefix);
+  if (why) {
+    t.skip(why);
+    return;
+  }
+  const data = writePatternCorpus({ seed: 36 });
+  const out = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-netns-cut-'));
+  try {
+    const cluster = createCluster(3, prefix);
+    await waitConnected(cluster);
+    const T = 5;
+    const settings = { 'trainer_config.max_iters': 400, 'trainer_config.eval_interval': 400, 'trainer_config.lr_decay_iters': 400, 'distributed.check_interval': 20, 'distributed.timeout_s': T };
+    let cutAt = 0;
+    const ranks = cluster.hosts.map((h, rank) => {
+      const env = { ...process.env, RANK: String(rank), WORLD_SIZE: '3', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: cluster.hosts[0]!.ip, MASTER_PORT: '29500', NANOGPT_ALLOCATOR: 'system' };
+      const child = spawn('ip', ['netns', 'exec', h.ns, process.execPath, bin, ...tinyTrainArgs(data, mkdtempSync(path.join(out, 'r-')), [], settings)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        // Mid-run: rank 0 has logged a few steps. Link down inside h2 (its eth0): no FIN or RST reaches anyone.
+        if (rank === 0 && cutAt === 0 && /iter 3\//.test(stderr)) {
+          cutAt = Date.now();
+          ip(['-n', cluster.hosts[2]!.ns, 'link', 'set', 'eth0', 'down']);
+        }
+      });
+      const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      return new Promise<{ code: number | null; after: number; stderr: string }>((resolve) =>
+        child.on('close', (code) => {
+          clearTimeout(killer);
+          resolve({ code, after: (Date.now() - cutAt) / 1000, stderr });
+        }),
+      );
+    });
+    const ended = await Promise.all(ranks);
+    assert.ok(cutAt > 0, `the run never reached iteration 3:\n${ended[0]!.stderr}`);
+    // T + 0.5 s of diagnosis slack + 2 s in which a rank whose store call can no longer return is ended anyway
+    // (libtorch 2.x waits on it without end), + 1.5 s for a busy machine.
+    const bound = T + 4;
+    ended.forEach((r, rank) => {
+      t.diagnostic(`rank ${rank}: exit ${r.code} ${r.after.toFixed(1)} s after the cut`);
+      assert.equal(r.code, 3, `rank ${rank}:\n${r.stderr}`);
+      assert.ok(r.after <= bound, `rank ${rank} ended ${r.after.toFixed(1)} s after the cut (bound ${bound} s):\n${r.stderr}`);
+      assert.match(r.stderr, rank === 2 ? /rank 2: \S+ #\d+ failed: ranks? [01](, 1)? did not respond/ : new RegExp(`rank ${rank}: \\S+ #\\d+ failed: rank 2 did not respond`), r.stderr);
+    });
   } finally {
     destroyCluster(prefix);
     rmSync(out, { recursive: true, force: true });

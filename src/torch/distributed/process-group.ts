@@ -55,6 +55,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Beyond the store's own timeout, how long a connect may take before the rank gives up on it regardless. */
 const STORE_DEADLINE_SLACK_MS = 3000;
 
+/** How long closing a failed group's Gloo connections may take before the diagnosis goes on without waiting. */
+const ABORT_MS = 1000;
+
 /**
  * `work`, or a rejection with `timeoutError()` after `ms`. Work that settles after the deadline is handed to
  * `cleanup` (a native handle nobody will use). The native call itself cannot be cancelled; the CLI exits anyway.
@@ -261,42 +264,54 @@ export class ProcessGroup {
    * it saw alive has finished its own diagnosis; if the store itself is unreachable, rank 0 is the one gone.
    */
   async #diagnose(name: string, seq: number, cause: Error): Promise<CollectiveError> {
+    const { diagnosisMs } = splitTimeout(this.timeoutMs);
     try {
-      await native.pgAbort(this.handle);
+      await withDeadline(native.pgAbort(this.handle) as Promise<void>, ABORT_MS, () => undefined, () => new Error('abort took too long'));
     } catch {
-      // already aborted or destroyed: nothing left to close
+      // already aborted or destroyed (nothing left to close), or closing hangs: the diagnosis goes on regardless
     }
     const seen = new Set<number>([this.rank]);
+    const storeGone = (): number[] => (seen.has(0) ? this.#unseen(seen) : [0]);
     let missing: number[];
     try {
-      // Three quarters of the window to hear from the others, the rest for rank 0 to keep the store up for them.
-      const { diagnosisMs } = splitTimeout(this.timeoutMs);
-      const end = Date.now() + diagnosisMs;
-      const deadline = end - diagnosisMs / 4;
-      await native.storeSet(this.handle, this.#key(`nanogpt/alive/${this.rank}`), String(seq));
-      for (;;) {
-        for (let r = 0; r < this.worldSize; r++) {
-          if (!seen.has(r) && (await native.storeCheck(this.handle, [this.#key(`nanogpt/alive/${r}`)]))) seen.add(r);
-        }
-        if (seen.size === this.worldSize || Date.now() > deadline) break;
-        await sleep(100);
-      }
-      missing = this.#unseen(seen);
-      await native.storeSet(this.handle, this.#key(`nanogpt/diagnosed/${this.rank}`), '1');
-      if (this.rank === 0) {
-        const keys = [...seen].map((r) => this.#key(`nanogpt/diagnosed/${r}`));
-        while (Date.now() < end && !(await native.storeCheck(this.handle, keys))) await sleep(50);
-      }
+      // libtorch 2.x's store client waits without end for a store it can no longer reach (this rank's link was cut,
+      // or rank 0's machine is gone): the whole diagnosis is bounded here, and a store that does not answer in time
+      // counts as gone.
+      missing = await withDeadline(this.#askWhoIsThere(seq, diagnosisMs, seen), diagnosisMs + 500, () => undefined, () => new Error('the store did not answer'));
     } catch {
-      // The store went away under us. If rank 0 had not answered yet, it is the one gone; otherwise it answered and
-      // exited, and the ranks not seen by then are the best knowledge there is.
-      missing = seen.has(0) ? this.#unseen(seen) : [0];
+      // The store went away under us (or stopped answering). If rank 0 had not answered yet, it is the one gone;
+      // otherwise it answered and exited, and the ranks not seen by then are the best knowledge there is.
+      missing = storeGone();
     }
     const who =
       missing.length > 0
         ? `${named('rank', missing)} did not respond (exited, crashed or hung)`
         : 'all ranks are still reachable';
     return new CollectiveError(`rank ${this.rank}: ${name} #${seq} failed: ${who}; Gloo said: ${cause.message}`, missing);
+  }
+
+  /**
+   * Every rank marks itself alive on the store and looks for the others: three quarters of the window to hear
+   * from them, the rest for rank 0 to keep the store up for them. Returns the ranks not seen; `seen` fills as it goes.
+   */
+  async #askWhoIsThere(seq: number, diagnosisMs: number, seen: Set<number>): Promise<number[]> {
+    const end = Date.now() + diagnosisMs;
+    const deadline = end - diagnosisMs / 4;
+    await native.storeSet(this.handle, this.#key(`nanogpt/alive/${this.rank}`), String(seq));
+    for (;;) {
+      for (let r = 0; r < this.worldSize; r++) {
+        if (!seen.has(r) && (await native.storeCheck(this.handle, [this.#key(`nanogpt/alive/${r}`)]))) seen.add(r);
+      }
+      if (seen.size === this.worldSize || Date.now() > deadline) break;
+      await sleep(100);
+    }
+    const missing = this.#unseen(seen);
+    await native.storeSet(this.handle, this.#key(`nanogpt/diagnosed/${this.rank}`), '1');
+    if (this.rank === 0) {
+      const keys = [...seen].map((r) => this.#key(`nanogpt/diagnosed/${r}`));
+      while (Date.now() < end && !(await native.storeCheck(this.handle, keys))) await sleep(50);
+    }
+    return missing;
   }
 
   #unseen(seen: ReadonlySet<number>): number[] {
