@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { isUserError } from '../util/errors.js';
 import { environmentError } from '../util/system-errors.js';
 import type { Command } from './command.js';
-import { exitNow } from '../torch/native.js';
+import { exitNow, nativeCallsAbandoned } from '../torch/native.js';
 
 /**
  * Subcommands are loaded lazily, so `nanogpt prepare` never loads the native libtorch addon and `--help` is
@@ -82,8 +82,9 @@ export async function runCli(argv: string[]): Promise<void> {
     }
     // A native call that never returns (a libtorch rendezvous stuck on a silent peer) would keep the process alive
     // after the error was reported, and process.exit() itself waits for it (it joins libuv's worker threads): the
-    // process ends at most 2 s after the message, with its exit code. (Unreferenced: a process with nothing left to
-    // do exits at once, as before.)
-    setTimeout(() => exitNow(typeof process.exitCode === 'number' ? process.exitCode : 1), 2000).unref();
+    // process ends at most 2 s after the message, with its exit code, or after 0.1 s when a deadline already gave
+    // up on such a call (it will not return). (Unreferenced: a process with nothing left to do exits at once.)
+    const graceMs = nativeCallsAbandoned() > 0 ? 100 : 2000;
+    setTimeout(() => exitNow(typeof process.exitCode === 'number' ? process.exitCode : 1), graceMs).unref();
   }
 }

@@ -43,6 +43,24 @@ export const native: NativeBinding = new Proxy({} as NativeBinding, {
   },
 });
 
+// Native calls a deadline gave up on that have not returned yet (a store call to a machine that is gone): while one
+// runs, the process cannot end by itself, so a failed command need not wait to see whether it will.
+let abandoned = 0;
+
+/** Counts `work` as abandoned until it settles (if it ever does). */
+export function abandonNativeCall(work: Promise<unknown>): void {
+  abandoned += 1;
+  const settled = (): void => {
+    abandoned -= 1;
+  };
+  work.then(settled, settled);
+}
+
+/** How many abandoned native calls are still running. */
+export function nativeCallsAbandoned(): number {
+  return abandoned;
+}
+
 /**
  * Ends the process with `code` without waiting for libuv's worker threads, when libtorch was loaded (a native call
  * may be stuck in one of them); otherwise process.exit. For the last moment of a failed command only.

@@ -64,6 +64,17 @@ export async function waitForFile(file: string, timeoutMs = 60_000): Promise<voi
   }
 }
 
+/** Waits (bounded) until `file` holds a complete first line (a file is created before its first write), and returns it. */
+export async function waitForFirstLine(file: string, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (text.includes('\n')) return text.slice(0, text.indexOf('\n'));
+    if (Date.now() > deadline) throw new Error(`${file} had no complete line within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Exit 2, the message matches, no stack trace, no "internal error". */
 export function assertUserError(r: { code: number | null; signal?: NodeJS.Signals | null; stderr: string }, pattern: RegExp | string): void {
   assert.equal(r.code, 2, `exit code ${r.code} (signal ${r.signal ?? null}); stderr:\n${r.stderr}`);

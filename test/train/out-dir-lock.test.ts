@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writePatternCorpus } from '../helpers/corpus.js';
-import { assertUserError, nanogpt, startNanogpt, tinyTrainArgs, waitForFile } from '../helpers/nanogpt-cli.js';
+import { assertUserError, nanogpt, startNanogpt, tinyTrainArgs, waitForFile, waitForFirstLine } from '../helpers/nanogpt-cli.js';
 
 /** The lock's name is part of what users see (messages tell them to remove it), so it is spelled out here. */
 const LOCK_FILE = '.nanogpt.lock';
@@ -38,8 +38,8 @@ test('a second run in an out_dir in use exits 2 naming the holder; the first fin
   const out = freshDir();
   const first = startNanogpt(tinyTrainArgs(data, out, ['--trainer_config.max_iters=100000', '--trainer_config.lr_decay_iters=100000', '--trainer_config.eval_interval=1000']));
   try {
-    await waitForFile(path.join(out, 'metrics.jsonl'));
-    const before = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').split('\n')[0];
+    // Its start record, whole: the file exists a moment before its first line is written.
+    const before = await waitForFirstLine(path.join(out, 'metrics.jsonl'));
     const second = await nanogpt(tinyTrainArgs(data, out), { timeoutMs: 60_000 });
     assertUserError(second, new RegExp(`${out.replace(/[/.]/g, '\\$&')} is in use by nanogpt train \\(pid ${first.child.pid} on ${os.hostname()}, started `));
     assert.match(second.stderr, new RegExp(`fix: wait for it to finish, stop it \\(kill ${first.child.pid}\\)`));

@@ -2,7 +2,7 @@
 // threads, so awaiting one never freezes the event loop. They are issued strictly one after another (a promise
 // chain), which keeps the order identical on every rank — Gloo requires that — even if callers do not await.
 import { lookup } from 'node:dns/promises';
-import { native, type Handle } from '../native.js';
+import { abandonNativeCall, native, type Handle } from '../native.js';
 import { noGrad } from '../grad-mode.js';
 import { Tensor, wrapList } from '../tensor.js';
 import { cat } from '../functional.js';
@@ -67,6 +67,7 @@ function withDeadline<T>(work: Promise<T>, ms: number, cleanup: (late: T) => voi
     let expired = false;
     const timer = setTimeout(() => {
       expired = true;
+      abandonNativeCall(work);
       reject(timeoutError());
     }, ms);
     work.then(
