@@ -2,7 +2,7 @@
 // machine: three network namespaces, each a "host" with its own IP address and its own port space, joined by veth
 // pairs to a bridge. Each rank runs in its own host namespace and finds the others only by address, as on a
 // real cluster. Needs root; skipped (with the reason) where network namespaces cannot be created.
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { spawn } from 'node:child_process';
 import * as assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { writePatternCorpus } from '../helpers/corpus.js';
 import { bin, tinyTrainArgs } from '../helpers/nanogpt-cli.js';
-import { createCluster, destroyCluster, interfaceBytes, ip, netnsPrefix, netnsUnavailable, runNodeIn, waitConnected } from '../helpers/netns.js';
+import { createCluster, destroyCluster, interfaceBytes, ip, netnsPrefix, netnsUnavailable, runNodeIn, waitConnected, type NetnsCluster } from '../helpers/netns.js';
 
 const prefix = netnsPrefix();
 const ITERS = 4;
@@ -31,18 +31,32 @@ function trainCommand(dataDir: string, outDir: string): string[] {
   return [bin, ...tinyTrainArgs(dataDir, outDir, [], settings)];
 }
 
-test("a 3-host 'cluster' made of network namespaces joined by veth, each host with its own IP address, runs one 3-rank job across them (the original's 3-node setup on one machine)", async (t) => {
+/**
+ * Runs `body` on a fresh cluster of `hosts` connected namespaces, with a pattern corpus (`seed`) and a scratch
+ * folder for outputs; skips with the reason where namespaces cannot be made, and removes all of it afterwards.
+ */
+async function onCluster(t: TestContext, hosts: number, seed: number, body: (cluster: NetnsCluster, data: string, scratch: string) => Promise<void>): Promise<void> {
   const why = netnsUnavailable(prefix);
   if (why) {
     t.skip(why);
     return;
   }
-  const data = writePatternCorpus({ seed: 33 });
-  const outs: string[] = [];
+  const data = writePatternCorpus({ seed });
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-netns-'));
   try {
-    const cluster = createCluster(3, prefix);
-    const [h0, h1, h2] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0], typeof cluster.hosts[0]];
+    const cluster = createCluster(hosts, prefix);
     await waitConnected(cluster);
+    await body(cluster, data, scratch);
+  } finally {
+    destroyCluster(prefix);
+    rmSync(scratch, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
+  }
+}
+
+test("a 3-host 'cluster' made of network namespaces joined by veth, each host with its own IP address, runs one 3-rank job across them (the original's 3-node setup on one machine)", (t) =>
+  onCluster(t, 3, 33, async (cluster, data, scratch) => {
+    const [h0, h1, h2] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0], typeof cluster.hosts[0]];
 
     // The master address exists only in h0: in h1 and h2 it is not a local address, so their rendezvous and Gloo
     // connections cannot short-cut through loopback and must cross the veth links.
@@ -53,11 +67,12 @@ test("a 3-host 'cluster' made of network namespaces joined by veth, each host wi
     }
 
     const before = cluster.hosts.map((h) => interfaceBytes(h.ns, h.ifname));
+    const outs: string[] = [];
     // One output directory per host, as separate machines would have; the data sits at the same path on all of
     // them (what the docs require of a multi-machine run).
     const results = await Promise.all(
       cluster.hosts.map((h, rank) => {
-        const out = mkdtempSync(path.join(os.tmpdir(), `nanogpt-netns-h${rank}-`));
+        const out = mkdtempSync(path.join(scratch, `h${rank}-`));
         outs.push(out);
         return runNodeIn(
           h.ns,
@@ -101,12 +116,8 @@ test("a 3-host 'cluster' made of network namespaces joined by veth, each host wi
       assert.ok(rx >= minBytes && tx >= minBytes, where);
       t.diagnostic(where);
     });
-  } finally {
-    destroyCluster(prefix);
-    for (const o of outs) rmSync(o, { recursive: true, force: true });
-    rmSync(data, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
 // Run inside a host: one TCP connection attempt per `host:port` argument, retried until the deadline while refused
 // when `wait` is set (the listener may not exist yet); prints a JSON map of address → 'connected' | error code.
@@ -135,18 +146,9 @@ const once = (t) => new Promise((ok) => {
 })();
 `;
 
-test("a single-machine run's rendezvous store accepts loopback connections only: another host is refused", async (t) => {
-  const why = netnsUnavailable(prefix);
-  if (why) {
-    t.skip(why);
-    return;
-  }
-  const data = writePatternCorpus({ seed: 34 });
-  const out = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-netns-store-'));
-  try {
-    const cluster = createCluster(2, prefix);
+test("a single-machine run's rendezvous store accepts loopback connections only: another host is refused", (t) =>
+  onCluster(t, 2, 34, async (cluster, data, out) => {
     const [h0, h1] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0]];
-    await waitConnected(cluster);
     const port = 29500;
     const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) });
     // Rank 0 alone first: its store is up and waiting for rank 1, which starts after the probes.
@@ -161,25 +163,12 @@ test("a single-machine run's rendezvous store accepts loopback connections only:
     assert.equal(r0.code, 0, r0.stderr);
     assert.equal(rank1.code, 0, rank1.stderr);
     assert.match(r0.stderr, /the rendezvous store (accepts loopback connections only|listens on 127\.0\.0\.1 only)/, r0.stderr);
-  } finally {
-    destroyCluster(prefix);
-    rmSync(out, { recursive: true, force: true });
-    rmSync(data, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
-test('ranks that advertise addresses their peers cannot reach (both forced onto lo) fail within the rendezvous bound, naming them', async (t) => {
-  const why = netnsUnavailable(prefix);
-  if (why) {
-    t.skip(why);
-    return;
-  }
-  const data = writePatternCorpus({ seed: 35 });
-  const out = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-netns-lo-'));
-  try {
-    const cluster = createCluster(2, prefix);
+test('ranks that advertise addresses their peers cannot reach (both forced onto lo) fail within the rendezvous bound, naming them', (t) =>
+  onCluster(t, 2, 35, async (cluster, data, out) => {
     const [h0, h1] = cluster.hosts as [typeof cluster.hosts[0], typeof cluster.hosts[0]];
-    await waitConnected(cluster);
     const T = 4;
     const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: h0.ip, MASTER_PORT: '29500' });
     const args = (extra: string[]) => [...trainCommand(data, mkdtempSync(path.join(out, 'r-'))), `--distributed.timeout_s=${T}`, ...extra];
@@ -192,31 +181,18 @@ test('ranks that advertise addresses their peers cannot reach (both forced onto 
     // process that gave up on a native call (1 s here).
     const bound = (5 + T - T / 4 + 1 + 1) * 1000;
     for (const [rank, r] of [[0, r0], [1, r1]] as const) {
-      t.diagnostic(`rank ${rank}: exit ${r.code ?? r.signal} after ${(r.ms / 1000).toFixed(1)} s: ${r.stderr.trim().split("\n").filter((l) => /error/.test(l)).join(" | ")}`);
+      t.diagnostic(`rank ${rank}: exit ${r.code ?? r.signal} after ${(r.ms / 1000).toFixed(1)} s: ${r.stderr.trim().split('\n').filter((l) => /error/.test(l)).join(' | ')}`);
       assert.equal(r.code, 2, `rank ${rank}: ${r.stderr}`);
       assert.ok(r.ms <= bound, `rank ${rank} took ${r.ms} ms (bound ${bound} ms):\n${r.stderr}`);
       assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
     }
     assert.match(r0.stderr, /could not connect to the other ranks after [\d.]+ s; this rank advertised 127\.0\.0\.1 \(interface lo/, r0.stderr);
     assert.match(r1.stderr, /could not connect to the other ranks after [\d.]+ s; this rank advertised 127\.0\.0\.1 \(interface lo/, r1.stderr);
-  } finally {
-    destroyCluster(prefix);
-    rmSync(out, { recursive: true, force: true });
-    rmSync(data, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
-test("a host whose link is cut mid-run: its rank and the others all stop on their own, each naming the other side", async (t) => {
-  const why = netnsUnavailable(prefix);
-  if (why) {
-    t.skip(why);
-    return;
-  }
-  const data = writePatternCorpus({ seed: 36 });
-  const out = mkdtempSync(path.join(os.tmpdir(), 'nanogpt-netns-cut-'));
-  try {
-    const cluster = createCluster(3, prefix);
-    await waitConnected(cluster);
+test("a host whose link is cut mid-run: its rank and the others all stop on their own, each naming the other side", (t) =>
+  onCluster(t, 3, 36, async (cluster, data, out) => {
     const T = 5;
     const settings = { 'trainer_config.max_iters': 400, 'trainer_config.eval_interval': 400, 'trainer_config.lr_decay_iters': 400, 'distributed.check_interval': 20, 'distributed.timeout_s': T };
     let cutAt = 0;
@@ -252,9 +228,5 @@ test("a host whose link is cut mid-run: its rank and the others all stop on thei
       assert.ok(r.after <= bound, `rank ${rank} ended ${r.after.toFixed(1)} s after the cut (bound ${bound} s):\n${r.stderr}`);
       assert.match(r.stderr, rank === 2 ? /rank 2: \S+ #\d+ failed: ranks? [01](, 1)? did not respond/ : new RegExp(`rank ${rank}: \\S+ #\\d+ failed: rank 2 did not respond`), r.stderr);
     });
-  } finally {
-    destroyCluster(prefix);
-    rmSync(out, { recursive: true, force: true });
-    rmSync(data, { recursive: true, force: true });
-  }
-});
+  }),
+);
