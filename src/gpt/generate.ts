@@ -155,8 +155,7 @@ export function sampleRows(logits: torch.Tensor, opts: Pick<GenerateOptions, 'te
     const u = torch.tensor(Float64Array.from({ length: B }, (_, b) => rngs[b]!.uniform()), { shape: [B, 1] });
     const target = u.mul(cum.narrow(-1, K - 1, 1));
     let picks = cum.le(target).sum(-1, true);
-    const overshoot = [...(picks.toTypedArray() as BigInt64Array)].map(Number);
-    if (overshoot.some((k) => k >= K)) {
+    if ((picks.toTypedArray() as BigInt64Array).some((k) => k >= BigInt(K))) {
       // u × total rounded up to the total: the last candidate with mass, as the sequential walk would take.
       const last = probs.gt(0).to('int64').mul(torch.arange(1, K + 1, 1, { dtype: 'int64' })).argmax(-1, true);
       picks = torch.where(picks.ge(K), last, picks);
